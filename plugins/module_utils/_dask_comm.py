@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: dataplatform.dask developers
+
+"""Talk to a Dask scheduler over its comm port, for the modules of this collection.
+
+Private to the collection (leading underscore): no stability promise to anyone else.
+
+The modules use the scheduler's comm-level handlers (``identity``, ``versions``,
+``broadcast``, ``retire_workers``...) through ``distributed.core.rpc``: unlike a
+``distributed.Client`` this registers nothing on the scheduler and needs no HTTP
+route to be enabled (see DASK_FACTS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import traceback
+
+try:
+    from distributed.comm.core import CommClosedError
+    from distributed.core import rpc
+    from distributed.security import Security
+except ImportError:
+    HAS_DISTRIBUTED = False
+    DISTRIBUTED_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_DISTRIBUTED = True
+    DISTRIBUTED_IMPORT_ERROR = None
+
+# Said after missing_required_lib("distributed"): the usual cause is a module run by
+# the system Python of a host whose Dask lives in a venv.
+DISTRIBUTED_HINT = (
+    "Run this module with the Python of the Dask virtualenv, e.g. set "
+    "ansible_python_interpreter=/opt/dask/venvs/current/bin/python for the host it runs on, "
+    "or install dask[distributed] (the version the cluster runs) for the interpreter that runs it."
+)
+
+
+class DaskCommError(Exception):
+    """A foreseeable failure to talk to a Dask server, as one sentence for a person.
+
+    The message says what was tried, what was seen and what to do; ``detail`` keeps the
+    original exception text for the curious (the modules return it, never a traceback).
+    ``permanent`` marks failures that retrying will not cure (a certificate from the wrong
+    CA, a malformed address), so a caller that waits can stop at once.
+    """
+
+    def __init__(self, message, detail=None, permanent=False):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.permanent = permanent
+
+
+def address_scheme(address):
+    """Return the comm scheme of a Dask address (``tcp`` when it has none, as Dask defaults)."""
+    scheme, sep, dummy = address.rpartition("://")
+    return scheme.lower() if sep else "tcp"
+
+
+def connection_args(address, ca_file=None, cert=None, key=None):
+    """Return ``connection_args`` for ``rpc(address, ...)``.
+
+    Without TLS files this is ``{}``: a plain ``tcp://`` connection.  With them it is what
+    a Dask client of a ``require-encryption`` cluster uses (mutual TLS, the cluster CA).
+    Mismatches between the address scheme and the files are refused here because Dask
+    reports them badly (a TypeError about ``ssl_context``, or a reset connection).
+    """
+    scheme = address_scheme(address)
+    want_tls = bool(ca_file or cert or key)
+    if scheme == "tls" and not want_tls:
+        raise DaskCommError(
+            "The scheduler address %s uses TLS but no client certificate was given: set tls_ca_file "
+            "to the cluster CA and tls_cert/tls_key to a certificate signed by that CA." % address,
+            permanent=True,
+        )
+    if want_tls and scheme != "tls":
+        raise DaskCommError(
+            "TLS files were given but the scheduler address %s uses %s://; "
+            "use a tls:// address, or drop the tls_* options for a cluster without TLS." % (address, scheme),
+            permanent=True,
+        )
+    if not want_tls:
+        return {}
+    if not (ca_file and cert):
+        raise DaskCommError(
+            "TLS to %s needs both tls_ca_file (the cluster CA) and tls_cert (a client certificate "
+            "signed by it, with tls_key unless the key is in the same file)." % address,
+            permanent=True,
+        )
+    for what, path in (("tls_ca_file", ca_file), ("tls_cert", cert), ("tls_key", key)):
+        if path and not os.access(path, os.R_OK):
+            raise DaskCommError(
+                "%s %s is not a readable file on the host that runs this check; "
+                "copy it there or point %s at the right path." % (what, path, what),
+                permanent=True,
+            )
+    try:
+        security = Security(
+            tls_ca_file=ca_file,
+            tls_client_cert=cert,
+            tls_client_key=key,
+            require_encryption=True,
+        )
+        return security.get_connection_args("client")
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise DaskCommError(
+            "Could not load the TLS files (tls_ca_file=%s, tls_cert=%s, tls_key=%s): %s. "
+            "They must be PEM files, and the key must belong to the certificate."
+            % (ca_file, cert, key, exc),
+            detail=repr(exc),
+            permanent=True,
+        )
+
+
+def _causes(exc):
+    """The exception and what it was raised from, outermost first (Dask wraps SSL errors twice)."""
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _explain(address, what, timeout, exc):
+    """Turn an exception from talking to ``address`` into a DaskCommError with a useful sentence."""
+    chain = _causes(exc)
+    text = " / ".join(str(e) or type(e).__name__ for e in chain)
+    tried = "Tried to %s on the Dask scheduler at %s" % (what, address)
+
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        return DaskCommError(
+            "%s: the TLS handshake failed because the scheduler's certificate is not signed by "
+            "tls_ca_file (%s). Use the CA of this cluster." % (tried, text),
+            detail=text,
+            permanent=True,
+        )
+    if "UNKNOWN_CA" in text or "CERTIFICATE_REQUIRED" in text or "BAD_CERTIFICATE" in text:
+        return DaskCommError(
+            "%s: the scheduler refused the TLS client certificate (%s). "
+            "tls_cert must be signed by the cluster's CA." % (tried, text),
+            detail=text,
+            permanent=True,
+        )
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return DaskCommError(
+            "%s: the TLS handshake failed (%s). Check that the scheduler really listens with TLS "
+            "and that tls_ca_file/tls_cert/tls_key belong to this cluster." % (tried, text),
+            detail=text,
+        )
+    if isinstance(exc, asyncio.TimeoutError):
+        return DaskCommError(
+            "%s: no answer within %s s. Something listens there but did not answer like a Dask "
+            "scheduler in time: check the port (the comm port, usually 8786, not the dashboard), "
+            "use tls:// if the cluster requires encryption, or raise timeout if the scheduler is "
+            "busy." % (tried, timeout),
+            detail=text,
+        )
+    if "Timed out trying to connect" in text:
+        return DaskCommError(
+            "%s: could not connect within %s s (%s). Check that the scheduler runs, that the "
+            "address and port are right and that no firewall or security group blocks it."
+            % (tried, timeout, text),
+            detail=text,
+        )
+    if isinstance(exc, CommClosedError):
+        return DaskCommError(
+            "%s: the connection was closed before an answer (%s). If the cluster requires TLS, "
+            "use a tls:// address with tls_ca_file/tls_cert/tls_key; otherwise check the "
+            "scheduler's log." % (tried, text),
+            detail=text,
+        )
+    if isinstance(exc, ValueError):
+        return DaskCommError(
+            "%s: %s is not a usable Dask address (%s). Write it as tcp://HOST:PORT or tls://HOST:PORT."
+            % (tried, address, text),
+            detail=text,
+            permanent=True,
+        )
+    return DaskCommError("%s: %s." % (tried, text), detail=text)
+
+
+async def call_scheduler(address, func, what, timeout, conn_args=None):
+    """Run ``await func(remote)`` against the scheduler at ``address`` within ``timeout`` seconds.
+
+    ``remote`` is a ``distributed.core.rpc``: ``await remote.identity()`` calls the
+    scheduler's ``identity`` handler.  ``timeout`` bounds everything: connecting (Dask
+    retries refused connections until its own timeout), the handshake and the answers,
+    since a port that accepts but never answers would otherwise hang forever.  ``what``
+    names the operation for the error message ("read the cluster state").
+
+    Foreseeable failures raise DaskCommError; a remote handler's own exception (a real
+    bug or an unsupported operation) is re-raised as DaskCommError too, with its text.
+    """
+    async def run():
+        # rpc's timeout is the connect timeout; close_rpc on exit says goodbye properly
+        # so the scheduler does not log a broken connection for every check.
+        async with rpc(address, timeout=timeout, connection_args=conn_args or {}) as remote:
+            return await func(remote)
+
+    try:
+        return await asyncio.wait_for(run(), timeout)
+    except (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError) as exc:
+        # CommClosedError is an OSError, SSL failures arrive wrapped in it.
+        raise _explain(address, what, timeout, exc)
+    except Exception as exc:  # pylint: disable=broad-except
+        # An error raised by a handler on the scheduler travels back as that exception
+        # (e.g. an operation this Dask version lacks): report it in words, not a traceback.
+        raise DaskCommError(
+            "Tried to %s on the Dask scheduler at %s and got %s: %s"
+            % (what, address, type(exc).__name__, exc),
+            detail=repr(exc),
+        )

@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright: dataplatform.dask developers
+
+"""Health of a Dask cluster as its scheduler sees it: read a snapshot, judge it, wait for it.
+
+Private to the collection. Reading goes through _dask_comm.call_scheduler; judging
+(``evaluate``) is pure so that it can be reasoned about without a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm import (
+    DaskCommError,
+    call_scheduler,
+)
+
+# Packages Dask itself requires to be identical on client, scheduler and workers
+# (distributed.versions.required_packages, plus the interpreter): a mismatch can break
+# (de)serialisation while Dask only warns about it.
+CONSISTENT_PACKAGES = ("dask", "distributed", "msgpack", "cloudpickle", "tornado", "toolz", "python")
+
+# Share of a check's timeout kept in reserve while the scheduler asks every worker for its
+# versions, so that one unreachable worker costs the version check, not the whole answer.
+_BROADCAST_RESERVE = 0.2
+
+# A wait must not shrink an attempt to nothing when it starts just before the deadline.
+_MIN_ATTEMPT_TIMEOUT = 1.0
+
+
+async def read_cluster(remote, timeout):
+    """Read the scheduler's view with three handlers of the scheduler (distributed.scheduler):
+
+    - ``identity()``: id, address, start time and every registered worker (name, status,
+      nthreads, memory_limit, last_seen), from the scheduler's memory: cheap;
+    - ``versions()``: the scheduler's own versions;
+    - ``broadcast(msg={"op": "versions"}, on_error="ignore")``: each worker's ``versions``
+      handler, called by the scheduler; a worker that fails to answer is left out.
+
+    Returns ``(identity, scheduler_versions, worker_versions)``; ``worker_versions`` is
+    ``None`` when the broadcast did not finish in time.
+    """
+    started = time.monotonic()
+    identity = await remote.identity()
+    scheduler_versions = await remote.versions()
+    left = timeout * (1 - _BROADCAST_RESERVE) - (time.monotonic() - started)
+    try:
+        worker_versions = await asyncio.wait_for(
+            remote.broadcast(msg={"op": "versions"}, on_error="ignore"), max(left, 0.1)
+        )
+    except asyncio.TimeoutError:
+        worker_versions = None
+    return identity, scheduler_versions, worker_versions
+
+
+def _packages(versions):
+    """The ``packages`` part of a distributed.versions.get_versions() answer, as strings."""
+    if not isinstance(versions, dict):
+        return {}
+    packages = versions.get("packages") or {}
+    return dict((name, None if v is None else str(v)) for name, v in packages.items())
+
+
+def version_matches(found, expected):
+    """``expected`` matches ``found`` exactly or as a prefix of dotted parts: 3.11 matches 3.11.7.final.0."""
+    if found is None:
+        return False
+    return found == expected or found.startswith(expected + ".")
+
+
+def snapshot(raw):
+    """Shape the raw answers of read_cluster() into the module's scheduler/workers values."""
+    identity, scheduler_versions, worker_versions = raw
+    workers = []
+    for address, info in sorted(identity.get("workers", {}).items(), key=lambda kv: str(kv[1].get("name"))):
+        # Dask names are whatever the worker was started with (LocalCluster uses ints).
+        workers.append({
+            "name": str(info.get("name", address)),
+            "address": address,
+            "status": info.get("status"),
+            "nthreads": info.get("nthreads"),
+            "memory_limit": info.get("memory_limit"),
+            "last_seen": info.get("last_seen"),
+            "versions": None if worker_versions is None or address not in worker_versions
+            else _packages(worker_versions[address]),
+        })
+    scheduler = {
+        "address": identity.get("address"),
+        "id": identity.get("id"),
+        "started": identity.get("started"),
+        "versions": _packages(scheduler_versions),
+    }
+    return scheduler, workers
+
+
+def _names(items):
+    return ", ".join(items) if items else "none"
+
+
+def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_statuses=("running",),
+             expected_versions=None, require_consistent_versions=True):
+    """Judge a snapshot. Returns ``(facts, problems)``: facts are the module's return values
+    (all but scheduler/workers/waited/msg), problems are sentences, empty when healthy."""
+    expected_versions = dict((k, str(v)) for k, v in (expected_versions or {}).items())
+    healthy_statuses = list(healthy_statuses)
+    problems = []
+    names = [w["name"] for w in workers]
+    status_counts = dict(Counter(w["status"] for w in workers))
+
+    healthy = [w for w in workers if w["status"] in healthy_statuses]
+    unhealthy = [w for w in workers if w["status"] not in healthy_statuses]
+    missing = [n for n in expected_workers if n not in names]
+    unexpected = [n for n in names if n not in expected_workers] if expected_workers else []
+
+    if len(healthy) < min_workers:
+        problems.append(
+            "Expected at least %d workers in status %s, found %d (registered: %s)."
+            % (min_workers, "/".join(healthy_statuses), len(healthy),
+               _names(["%s (%s)" % (w["name"], w["status"]) for w in workers]))
+        )
+    if missing:
+        problems.append(
+            "Expected workers not registered with the scheduler: %s (registered: %s)."
+            % (_names(missing), _names(names))
+        )
+    if unhealthy:
+        problems.append(
+            "Workers not in a healthy status (%s): %s."
+            % ("/".join(healthy_statuses), _names(["%s is %s" % (w["name"], w["status"]) for w in unhealthy]))
+        )
+
+    mismatches = []
+    check_versions = require_consistent_versions or expected_versions
+    no_versions = [w["name"] for w in workers if w["versions"] is None] if check_versions else []
+    if no_versions:
+        problems.append(
+            "Could not read the package versions of workers %s: the scheduler got no answer from "
+            "them in time. Check that the scheduler can reach each worker's address." % _names(no_versions)
+        )
+    nodes = [("scheduler", scheduler["versions"])] + [(w["name"], w["versions"]) for w in workers
+                                                       if w["versions"] is not None]
+    for package, expected in sorted(expected_versions.items()):
+        for node, versions in nodes:
+            found = versions.get(package)
+            if not version_matches(found, expected):
+                mismatches.append({"worker": node, "package": package, "expected": expected,
+                                   "found": found, "reference": "expected_versions"})
+    if require_consistent_versions:
+        for package in CONSISTENT_PACKAGES:
+            reference = scheduler["versions"].get(package)
+            for node, versions in nodes[1:]:
+                if versions.get(package) != reference:
+                    mismatches.append({"worker": node, "package": package, "expected": reference,
+                                       "found": versions.get(package), "reference": "scheduler"})
+    if mismatches:
+        problems.append(
+            "Package versions differ: %s."
+            % "; ".join(
+                "%s has %s %s, expected %s (%s)" % (m["worker"], m["package"], m["found"], m["expected"],
+                                                   "as on the scheduler" if m["reference"] == "scheduler"
+                                                   else "from expected_versions")
+                for m in mismatches
+            )
+        )
+
+    facts = {
+        "worker_count": len(workers),
+        "status_counts": status_counts,
+        "missing_workers": missing,
+        "unexpected_workers": unexpected,
+        "unhealthy_workers": [w["name"] for w in unhealthy],
+        "version_mismatches": mismatches,
+    }
+    return facts, problems
+
+
+def empty_facts():
+    """Facts when the scheduler could not be read at all."""
+    return {
+        "worker_count": 0,
+        "status_counts": {},
+        "missing_workers": [],
+        "unexpected_workers": [],
+        "unhealthy_workers": [],
+        "version_mismatches": [],
+    }
+
+
+async def check_cluster(address, conn_args, timeout, criteria, wait=False, wait_timeout=300.0,
+                        poll_interval=2.0):
+    """Check the cluster once, or until it is healthy when ``wait`` (at most ``wait_timeout`` s).
+
+    ``criteria`` are evaluate()'s keyword arguments. Returns the module's result without
+    ``msg``: healthy, scheduler, workers, the facts, problems, waited.
+    """
+    start = time.monotonic()
+    deadline = start + (wait_timeout if wait else 0)
+    while True:
+        attempt_timeout = timeout
+        if wait:
+            # The last attempt must not run far past the deadline the user gave.
+            attempt_timeout = min(timeout, max(deadline - time.monotonic(), _MIN_ATTEMPT_TIMEOUT))
+        permanent = False
+        try:
+            raw = await call_scheduler(
+                address,
+                lambda remote, t=attempt_timeout: read_cluster(remote, t),
+                "read the cluster state",
+                attempt_timeout,
+                conn_args,
+            )
+        except DaskCommError as exc:
+            scheduler = {"address": address, "id": None, "started": None, "versions": {}}
+            workers, facts, problems = [], empty_facts(), [exc.message]
+            permanent = exc.permanent
+        else:
+            scheduler, workers = snapshot(raw)
+            facts, problems = evaluate(scheduler, workers, **criteria)
+        if not problems or permanent or time.monotonic() + poll_interval >= deadline:
+            break
+        await asyncio.sleep(poll_interval)
+
+    result = {
+        "healthy": not problems,
+        "scheduler": scheduler,
+        "workers": workers,
+        "problems": problems,
+        "waited": round(time.monotonic() - start, 3),
+    }
+    result.update(facts)
+    return result

@@ -1,0 +1,399 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dataplatform.dask developers
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cluster_health
+short_description: Check that a Dask cluster is healthy, as its scheduler sees it
+version_added: 0.1.0
+description:
+  - Connects to the comm port of a Dask scheduler (the port workers and clients use, usually 8786)
+    and reads which workers are registered, their status and the package versions of the scheduler
+    and of every worker.
+  - Fails with a sentence naming what was expected and what was found when the scheduler cannot be
+    reached, refuses the TLS certificate, has fewer healthy workers than O(min_workers), misses a
+    worker of O(expected_workers), has a worker whose status is not in O(healthy_statuses), or runs
+    mismatched package versions.
+  - With O(wait=true), checks again every O(poll_interval) seconds until the cluster is healthy or
+    O(wait_timeout) has passed, for use right after starting or upgrading workers.
+  - Uses the scheduler's C(identity), C(versions) and C(broadcast) handlers through
+    C(distributed.core.rpc); it does not register a client with the scheduler and needs none of
+    the dashboard's HTTP routes.
+  - Never changes anything.
+author:
+  - dataplatform.dask developers
+requirements:
+  - C(distributed) (the C(dask[distributed]) package), importable by the Python that runs the module.
+    The simplest is to run the module with the Python of the Dask virtualenv on a cluster host,
+    for example with C(ansible_python_interpreter=/opt/dask/venvs/current/bin/python).
+  - Preferably the same Dask version as the cluster.
+options:
+  scheduler_address:
+    description:
+      - Address of the scheduler's comm port, as workers use it, for example V(tcp://10.0.0.5:8786)
+        or V(tls://10.0.0.5:8786).
+      - Without a scheme, V(tcp://) is assumed.
+    type: str
+    required: true
+  timeout:
+    description:
+      - Seconds one check may take, connection included.
+      - The check fails when the scheduler has not answered by then.
+    type: float
+    default: 10
+  wait:
+    description:
+      - Check again until the cluster is healthy or O(wait_timeout) has passed, instead of failing
+        at the first unhealthy answer.
+      - A TLS certificate the scheduler refuses or a malformed address fails at once.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - With O(wait=true), seconds to wait for the cluster to become healthy.
+      - The total time stays within O(wait_timeout) plus about one second.
+    type: float
+    default: 300
+  poll_interval:
+    description:
+      - With O(wait=true), seconds between two checks.
+    type: float
+    default: 2
+  min_workers:
+    description:
+      - Minimum number of registered workers whose status is in O(healthy_statuses).
+    type: int
+    default: 0
+  expected_workers:
+    description:
+      - Names of workers that must be registered (the C(--name) each worker was started with).
+      - Registered workers not in this list are returned in RV(unexpected_workers) but do not make
+        the cluster unhealthy.
+    type: list
+    elements: str
+    default: []
+  healthy_statuses:
+    description:
+      - Worker statuses that count as healthy. Every registered worker must have one of them.
+      - Dask's statuses are V(init), V(running), V(paused), V(closing_gracefully), V(closing) and
+        V(closed). Add V(paused) to tolerate workers paused by memory pressure.
+    type: list
+    elements: str
+    default: [running]
+  expected_versions:
+    description:
+      - Package versions the scheduler and every worker must have, for example
+        C({dask: "2026.8.0", python: "3.11"}).
+      - A version matches when it is equal or when it starts with the given version followed by a
+        dot, so V(3.11) matches Python V(3.11.7.final.0). Quote versions in YAML so that V(3.10)
+        does not become the number 3.1.
+      - Package names are those of C(distributed.versions.get_versions()), for example V(dask),
+        V(distributed), V(cloudpickle), V(msgpack), V(tornado), V(toolz), V(numpy), V(pandas),
+        V(lz4) and V(python).
+    type: dict
+    default: {}
+  require_consistent_versions:
+    description:
+      - Require every worker to have the scheduler's version of the packages Dask needs to match
+        everywhere (V(dask), V(distributed), V(msgpack), V(cloudpickle), V(tornado), V(toolz)) and
+        the same Python.
+      - Dask itself only warns about such mismatches, but they can crash a worker while it unpacks
+        messages.
+      - Set to V(false) during a rolling upgrade, when old and new versions run side by side.
+    type: bool
+    default: true
+  tls_ca_file:
+    description:
+      - CA certificate (PEM) of the cluster, to verify the scheduler and be accepted by it.
+      - Required with a V(tls://) address, together with O(tls_cert).
+    type: path
+  tls_cert:
+    description:
+      - Client certificate (PEM) signed by the cluster's CA; may contain the key too.
+    type: path
+  tls_key:
+    description:
+      - Private key (PEM) of O(tls_cert), unless O(tls_cert) contains it.
+    type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs and returns the same result in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - The module talks to the scheduler from the host it runs on; delegate it to a host that can
+    reach the scheduler's comm port (the scheduler host itself with V(tcp://127.0.0.1:8786) when
+    the scheduler listens there).
+  - Anyone who reaches the comm port can run code on the cluster; this is why a cluster should
+    use mutual TLS, and why this module supports it.
+seealso:
+  - name: Dask TLS configuration
+    description: How Dask uses a cluster CA and certificates.
+    link: https://distributed.dask.org/en/stable/tls.html
+"""
+
+EXAMPLES = r"""
+- name: Check the cluster (from the scheduler host, with the Dask venv's Python)
+  dataplatform.dask.cluster_health:
+    scheduler_address: tcp://127.0.0.1:8786
+    min_workers: 2
+  vars:
+    ansible_python_interpreter: /opt/dask/venvs/current/bin/python
+
+- name: Wait until every worker of the inventory has joined and runs
+  dataplatform.dask.cluster_health:
+    scheduler_address: "tls://{{ hostvars[groups['dask_scheduler'][0]].ansible_host }}:8786"
+    tls_ca_file: /etc/dask/tls/ca.pem
+    tls_cert: /etc/dask/tls/node.pem
+    tls_key: /etc/dask/tls/node.key
+    expected_workers: "{{ groups['dask_workers'] }}"
+    expected_versions:
+      dask: "2026.8.0"
+      distributed: "2026.8.0"
+    wait: true
+    wait_timeout: 120
+  delegate_to: "{{ groups['dask_scheduler'][0] }}"
+  run_once: true
+  vars:
+    ansible_python_interpreter: /opt/dask/venvs/current/bin/python
+
+- name: During a rolling upgrade, tolerate mixed versions but keep enough workers
+  dataplatform.dask.cluster_health:
+    scheduler_address: tcp://10.0.0.5:8786
+    min_workers: 3
+    require_consistent_versions: false
+  register: __dask_health
+
+- name: Show which workers run which dask
+  ansible.builtin.debug:
+    msg: "{{ __dask_health.workers | items2dict(key_name='name', value_name='versions') }}"
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether every condition held.
+  returned: always
+  type: bool
+  sample: true
+msg:
+  description: What was found; when unhealthy, the problems as sentences.
+  returned: always
+  type: str
+  sample: "Dask cluster at tcp://10.0.0.5:8786 is healthy: 2 workers (running: 2)."
+problems:
+  description: Each condition that did not hold, as a sentence saying what was expected and what was found.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Expected workers not registered with the scheduler: worker3 (registered: worker1, worker2)."]
+scheduler:
+  description: The scheduler as it describes itself; V(null) values when it could not be reached.
+  returned: always
+  type: dict
+  contains:
+    address:
+      description: The scheduler's own address.
+      type: str
+      sample: tcp://10.0.0.5:8786
+    id:
+      description: The scheduler's id, new at every start.
+      type: str
+      sample: Scheduler-5c7f7b1e-0d1c-4f83-9a5e-3f0b0a3c9a61
+    started:
+      description: When the scheduler started, in seconds since the epoch.
+      type: float
+      sample: 1795321227.9
+    versions:
+      description: Package versions of the scheduler, by package name.
+      type: dict
+      sample: {"python": "3.11.7.final.0", "dask": "2026.8.0", "distributed": "2026.8.0"}
+workers:
+  description: Registered workers, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The worker's name, as a string.
+      type: str
+      sample: worker1
+    address:
+      description: The worker's comm address.
+      type: str
+      sample: tcp://10.0.0.6:40331
+    status:
+      description: The worker's status as the scheduler knows it.
+      type: str
+      sample: running
+    nthreads:
+      description: Threads of the worker.
+      type: int
+      sample: 4
+    memory_limit:
+      description: Memory limit of the worker, in bytes (0 when unlimited).
+      type: int
+      sample: 8589934592
+    last_seen:
+      description: Time of the worker's last heartbeat, in seconds since the epoch.
+      type: float
+      sample: 1795321230.1
+    versions:
+      description: Package versions of the worker, by package name; V(null) when the worker did not answer.
+      type: dict
+      sample: {"python": "3.11.7.final.0", "dask": "2026.8.0", "distributed": "2026.8.0"}
+worker_count:
+  description: Number of registered workers, whatever their status.
+  returned: always
+  type: int
+  sample: 2
+status_counts:
+  description: Number of registered workers in each status.
+  returned: always
+  type: dict
+  sample: {"running": 2}
+missing_workers:
+  description: Names in O(expected_workers) that are not registered.
+  returned: always
+  type: list
+  elements: str
+  sample: [worker3]
+unexpected_workers:
+  description: Registered workers not in O(expected_workers); empty when O(expected_workers) is empty.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+unhealthy_workers:
+  description: Registered workers whose status is not in O(healthy_statuses).
+  returned: always
+  type: list
+  elements: str
+  sample: [worker2]
+version_mismatches:
+  description: Each package version that differs from what was expected.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    worker:
+      description: The worker's name, or V(scheduler) for the scheduler itself.
+      type: str
+      sample: worker2
+    package:
+      description: The package.
+      type: str
+      sample: cloudpickle
+    expected:
+      description: The expected version.
+      type: str
+      sample: 3.1.2
+    found:
+      description: The version found; V(null) when the package is not installed.
+      type: str
+      sample: 3.0.0
+    reference:
+      description: >-
+        Where the expected version comes from: V(expected_versions), or V(scheduler) for the
+        consistency required by O(require_consistent_versions).
+      type: str
+      sample: scheduler
+waited:
+  description: Seconds spent checking, waits included.
+  returned: always
+  type: float
+  sample: 0.05
+"""
+
+import asyncio
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm import (
+    DISTRIBUTED_HINT,
+    DISTRIBUTED_IMPORT_ERROR,
+    HAS_DISTRIBUTED,
+    DaskCommError,
+    connection_args,
+)
+from ansible_collections.dataplatform.dask.plugins.module_utils._dask_health import check_cluster
+
+
+def summary(result):
+    counts = ", ".join("%s: %d" % item for item in sorted(result["status_counts"].items()))
+    return "%d workers (%s)" % (result["worker_count"], counts or "none")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            scheduler_address=dict(type="str", required=True),
+            timeout=dict(type="float", default=10),
+            wait=dict(type="bool", default=False),
+            wait_timeout=dict(type="float", default=300),
+            poll_interval=dict(type="float", default=2),
+            min_workers=dict(type="int", default=0),
+            expected_workers=dict(type="list", elements="str", default=[]),
+            healthy_statuses=dict(type="list", elements="str", default=["running"]),
+            expected_versions=dict(type="dict", default={}),
+            require_consistent_versions=dict(type="bool", default=True),
+            tls_ca_file=dict(type="path"),
+            tls_cert=dict(type="path"),
+            tls_key=dict(type="path"),
+        ),
+        required_by=dict(tls_key=["tls_cert"]),
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    if not HAS_DISTRIBUTED:
+        module.fail_json(
+            msg="%s %s" % (missing_required_lib("distributed"), DISTRIBUTED_HINT),
+            exception=DISTRIBUTED_IMPORT_ERROR,
+        )
+    for name in ("timeout", "wait_timeout", "poll_interval"):
+        if params[name] <= 0:
+            module.fail_json(msg="%s must be a positive number of seconds, got %s." % (name, params[name]))
+
+    address = params["scheduler_address"]
+    try:
+        conn_args = connection_args(address, params["tls_ca_file"], params["tls_cert"], params["tls_key"])
+    except DaskCommError as exc:
+        module.fail_json(msg=exc.message, healthy=False)
+
+    criteria = dict(
+        min_workers=params["min_workers"],
+        expected_workers=params["expected_workers"],
+        healthy_statuses=params["healthy_statuses"],
+        expected_versions=params["expected_versions"],
+        require_consistent_versions=params["require_consistent_versions"],
+    )
+    result = asyncio.run(check_cluster(
+        address,
+        conn_args,
+        params["timeout"],
+        criteria,
+        wait=params["wait"],
+        wait_timeout=params["wait_timeout"],
+        poll_interval=params["poll_interval"],
+    ))
+
+    if result["healthy"]:
+        module.exit_json(changed=False, msg="Dask cluster at %s is healthy: %s." % (address, summary(result)), **result)
+    waited = " after waiting %.0f s" % result["waited"] if params["wait"] else ""
+    module.fail_json(
+        changed=False,
+        msg="Dask cluster at %s is not healthy%s: %s" % (address, waited, " ".join(result["problems"])),
+        **result
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+# Shared environment of the harness, the demo and the test runner (sourced).
+REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+export DASK_CACHE="$REPO/.cache"
+export DASK_VENV="$REPO/.venv"
+export DASK_BASE_IMAGE="dataplatform-dask/debian:12"
+export DASK_WHEELHOUSE_DIR="$DASK_CACHE/wheelhouse"
+export ANSIBLE_COLLECTIONS_PATH="$DASK_CACHE/collections"
+export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-1}"
+export PATH="$DASK_VENV/bin:$PATH"

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Prepares this machine for the demo and the test suite. Every step is
+# idempotent and cached, so `make demo` and `make test` can call it every time.
+#
+#   scripts/harness.sh [engine|image|venv|wheelhouse|all]...
+#
+# engine      Debian's docker.io + debootstrap; starts dockerd if no engine answers
+# image       the systemd base image (Debian 12, debootstrap + docker import)
+# venv        the controller virtualenv from requirements.txt
+# wheelhouse  the offline Python wheelhouse the managed hosts install Dask from
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/env.sh
+source "$REPO/scripts/env.sh"
+
+log() { printf '\033[1m[harness]\033[0m %s\n' "$*" >&2; }
+
+ensure_engine() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} from Debian"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    # No systemd on this machine: run the daemon ourselves.
+    log "starting dockerd (log: /var/log/dockerd.log)"
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; exit 1; }
+  fi
+}
+
+ensure_image() {
+  if docker image inspect "$DASK_BASE_IMAGE" >/dev/null 2>&1; then
+    return
+  fi
+  # No registry is reachable: build the base image from Debian's archive.
+  log "building $DASK_BASE_IMAGE with debootstrap (about a minute)"
+  local root
+  root="$(mktemp -d "$DASK_CACHE/rootfs.XXXXXX")"
+  debootstrap --variant=minbase \
+    --include=python3,systemd,systemd-sysv,sudo,procps,iproute2 \
+    bookworm "$root" http://deb.debian.org/debian >"$DASK_CACHE/debootstrap.log" 2>&1 \
+    || { log "debootstrap failed; see $DASK_CACHE/debootstrap.log"; exit 1; }
+  # A container is not a machine: do not start getty or wait on udev.
+  rm -f "$root"/etc/systemd/system/getty.target.wants/* \
+        "$root"/lib/systemd/system/multi-user.target.wants/getty.target
+  tar -C "$root" -c . | docker import \
+    --change 'CMD ["/lib/systemd/systemd"]' \
+    - "$DASK_BASE_IMAGE" >/dev/null
+  rm -rf "$root"
+}
+
+ensure_venv() {
+  local stamp="$DASK_VENV/.requirements.sha256"
+  local want
+  want="$(sha256sum "$REPO/requirements.txt" | cut -d' ' -f1)"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return
+  fi
+  log "creating the controller venv $DASK_VENV (about a minute)"
+  python3 -m venv "$DASK_VENV"
+  "$DASK_VENV/bin/pip" install -q -r "$REPO/requirements.txt" >"$DASK_CACHE/pip.log" 2>&1 \
+    || { tail -30 "$DASK_CACHE/pip.log"; log "pip install failed"; exit 1; }
+  echo "$want" >"$stamp"
+}
+
+ensure_collection_link() {
+  # Playbooks and Molecule resolve dataplatform.dask.* through this link to the
+  # working tree, so they always run the code being tested.
+  local link="$DASK_CACHE/collections/ansible_collections/dataplatform/dask"
+  mkdir -p "$(dirname "$link")"
+  [[ -L "$link" ]] || ln -sfn "$REPO" "$link"
+}
+
+ensure_wheelhouse() {
+  ensure_collection_link
+  # The collection's own playbook builds it (what users run for air-gapped hosts);
+  # it skips versions whose archive already exists.
+  "$DASK_VENV/bin/ansible-playbook" -i localhost, -c local \
+    "$REPO/playbooks/wheelhouse.yml" \
+    -e "dask_common_wheelhouse_dir=$DASK_WHEELHOUSE_DIR" >"$DASK_CACHE/wheelhouse.log" 2>&1 \
+    || { tail -30 "$DASK_CACHE/wheelhouse.log"; log "wheelhouse build failed"; exit 1; }
+}
+
+mkdir -p "$DASK_CACHE"
+steps=("$@")
+((${#steps[@]})) || steps=(all)
+for step in "${steps[@]}"; do
+  case "$step" in
+    engine) ensure_engine ;;
+    image) ensure_engine; ensure_image ;;
+    venv) ensure_venv; ensure_collection_link ;;
+    wheelhouse) ensure_venv; ensure_wheelhouse ;;
+    all) ensure_engine; ensure_image; ensure_venv; ensure_wheelhouse ;;
+    *) log "unknown step: $step"; exit 2 ;;
+  esac
+done
