@@ -1,0 +1,30 @@
+# Everything runs through scripts/: they install what they need (Docker engine,
+# base image, venv, wheelhouse) and are safe to repeat.
+.PHONY: help setup demo demo-down test lint sanity unit molecule collection clean
+
+help:
+	@echo "make demo       deploy 1 scheduler + 2 workers in containers and run a computation"
+	@echo "make demo-down  remove the demo cluster"
+	@echo "make test       the whole suite: lint, sanity, unit, molecule, installed collection"
+	@echo "make setup      only prepare this machine (engine, image, venv, wheelhouse)"
+
+setup:
+	scripts/harness.sh all
+
+demo:
+	scripts/demo.sh up
+
+demo-down:
+	scripts/demo.sh down
+
+test:
+	scripts/test.sh
+
+lint sanity unit collection:
+	scripts/test.sh $@
+
+molecule:
+	scripts/test.sh molecule
+
+clean: demo-down
+	rm -rf .cache .venv
