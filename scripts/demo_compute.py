@@ -19,9 +19,9 @@ def main(address, expected_workers, n=10_000_000, chunks=40):
         step = n // chunks
         futures = [client.submit(partial_sum, i, i + step, pure=False) for i in range(0, n, step)]
         results = client.gather(futures)
-    total = sum(value for _, value in results)
+    total = sum(value for worker, value in results)
     expected = (n - 1) * n * (2 * n - 1) // 6
-    per_worker = Counter(name for name, _ in results)
+    per_worker = Counter(worker for worker, value in results)
     print(f"sum of squares below {n:,} = {total:,}")
     print(f"computed locally         = {expected:,}  ({'match' if total == expected else 'MISMATCH'})")
     print("tasks per worker: " + ", ".join(f"{w}={c}" for w, c in sorted(per_worker.items())))

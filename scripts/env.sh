@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared environment of the harness, the demo and the test runner (sourced).
 REPO="${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 export DASK_CACHE="$REPO/.cache"

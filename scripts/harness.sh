@@ -4,7 +4,7 @@
 #
 #   scripts/harness.sh [engine|image|venv|wheelhouse|all]...
 #
-# engine      Debian's docker.io + debootstrap; starts dockerd if no engine answers
+# engine      Debian's docker.io, debootstrap, shellcheck; starts dockerd if no engine answers
 # image       the systemd base image (Debian 12, debootstrap + docker import)
 # venv        the controller virtualenv from requirements.txt
 # wheelhouse  the offline Python wheelhouse the managed hosts install Dask from
@@ -20,6 +20,8 @@ ensure_engine() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  # ansible-test sanity runs shellcheck on the scripts; it must not be skipped.
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
   if ((${#missing[@]})); then
     log "installing ${missing[*]} from Debian"
     apt-get update -q >/dev/null

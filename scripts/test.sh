@@ -24,9 +24,11 @@ lint() {
 sanity() {
   stage "ansible-test sanity"
   # ansible-test needs the collection at ansible_collections/<namespace>/<name>,
-  # as real files: copy the tracked tree there.
-  local root="$DASK_CACHE/sanity/ansible_collections/dataplatform/dask"
-  rm -rf "$DASK_CACHE/sanity"
+  # as real files, on a path without hidden directories (it skips those):
+  # copy the tracked tree there.
+  local top="${TMPDIR:-/tmp}/dataplatform-dask-sanity"
+  local root="$top/ansible_collections/dataplatform/dask"
+  rm -rf "$top"
   mkdir -p "$root"
   git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$root"
   (cd "$root" && ansible-test sanity --venv --python 3.11 --color yes)
