@@ -71,6 +71,20 @@ ensure_venv() {
   echo "$want" >"$stamp"
 }
 
+ensure_ansible_test_bootstrap() {
+  # ansible-test --venv bootstraps pip with a script from a host that is not
+  # reachable here; it looks for a cached copy first (see the script's docstring).
+  local version cache
+  version="$(sed -n "s/.*pip='\([0-9.]*\)'.*/\1/p" \
+    "$DASK_VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)"
+  [[ -n "$version" ]] || { log "cannot find ansible-test's pip version"; exit 1; }
+  cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
+  if ! cmp -s "$REPO/scripts/ansible_test_get_pip.py" "$cache"; then
+    mkdir -p "$(dirname "$cache")"
+    cp "$REPO/scripts/ansible_test_get_pip.py" "$cache"
+  fi
+}
+
 ensure_collection_link() {
   # Playbooks and Molecule resolve dataplatform.dask.* through this link to the
   # working tree, so they always run the code being tested.
@@ -81,11 +95,16 @@ ensure_collection_link() {
 
 ensure_wheelhouse() {
   ensure_collection_link
+  # The collection's default release, and the older one the upgrade test starts from.
+  local default_version
+  default_version="$(sed -n 's/^dask_common_version: "\(.*\)"$/\1/p' "$REPO/roles/dask_common/defaults/main.yml")"
   # The collection's own playbook builds it (what users run for air-gapped hosts);
   # it skips versions whose archive already exists.
   "$DASK_VENV/bin/ansible-playbook" -i localhost, -c local \
     "$REPO/playbooks/wheelhouse.yml" \
-    -e "dask_common_wheelhouse_dir=$DASK_WHEELHOUSE_DIR" >"$DASK_CACHE/wheelhouse.log" 2>&1 \
+    -e "dask_common_wheelhouse_dir=$DASK_WHEELHOUSE_DIR" \
+    -e "{\"dask_wheelhouse_versions\": [\"$DASK_UPGRADE_FROM_VERSION\", \"$default_version\"]}" \
+    >"$DASK_CACHE/wheelhouse.log" 2>&1 \
     || { tail -30 "$DASK_CACHE/wheelhouse.log"; log "wheelhouse build failed"; exit 1; }
 }
 
@@ -96,9 +115,9 @@ for step in "${steps[@]}"; do
   case "$step" in
     engine) ensure_engine ;;
     image) ensure_engine; ensure_image ;;
-    venv) ensure_venv; ensure_collection_link ;;
+    venv) ensure_venv; ensure_collection_link; ensure_ansible_test_bootstrap ;;
     wheelhouse) ensure_venv; ensure_wheelhouse ;;
-    all) ensure_engine; ensure_image; ensure_venv; ensure_wheelhouse ;;
+    all) ensure_engine; ensure_image; ensure_venv; ensure_ansible_test_bootstrap; ensure_wheelhouse ;;
     *) log "unknown step: $step"; exit 2 ;;
   esac
 done

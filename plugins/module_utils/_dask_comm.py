@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: dataplatform.dask developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Talk to a Dask scheduler over its comm port, for the modules of this collection.
 
@@ -8,7 +9,7 @@ Private to the collection (leading underscore): no stability promise to anyone e
 The modules use the scheduler's comm-level handlers (``identity``, ``versions``,
 ``broadcast``, ``retire_workers``...) through ``distributed.core.rpc``: unlike a
 ``distributed.Client`` this registers nothing on the scheduler and needs no HTTP
-route to be enabled (see DASK_FACTS.md).
+route to be enabled (the HTTP API routes are off by default and unauthenticated).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ DISTRIBUTED_HINT = (
 class DaskCommError(Exception):
     """A foreseeable failure to talk to a Dask server, as one sentence for a person.
 
-    The message says what was tried, what was seen and what to do; ``detail`` keeps the
-    original exception text for the curious (the modules return it, never a traceback).
+    The message says what was tried, what was seen and what to do; ``detail`` keeps the whole
+    chain of exception texts for a caller that wants to log it (never a traceback).
     ``permanent`` marks failures that retrying will not cure (a certificate from the wrong
     CA, a malformed address), so a caller that waits can stop at once.
     """
@@ -124,31 +125,43 @@ def _causes(exc):
     return seen
 
 
+def _brief(chain):
+    """What was seen, shortly: Dask's first own words and the root cause, without its wrappers."""
+    said = [str(e) for e in chain if str(e) and not str(e).startswith("Exception while trying to call remote method")]
+    if not said:
+        return type(chain[-1]).__name__
+    first, root = said[0], said[-1]
+    return root if root in first else "%s / %s" % (first, root)
+
+
 def _explain(address, what, timeout, exc):
     """Turn an exception from talking to ``address`` into a DaskCommError with a useful sentence."""
     chain = _causes(exc)
-    text = " / ".join(str(e) or type(e).__name__ for e in chain)
+    # ``full`` to recognise the failure and to return as detail, ``text`` to show in the sentence.
+    full = " / ".join(str(e) or type(e).__name__ for e in chain)
+    text = _brief(chain)
     tried = "Tried to %s on the Dask scheduler at %s" % (what, address)
 
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
         return DaskCommError(
             "%s: the TLS handshake failed because the scheduler's certificate is not signed by "
             "tls_ca_file (%s). Use the CA of this cluster." % (tried, text),
-            detail=text,
+            detail=full,
             permanent=True,
         )
-    if "UNKNOWN_CA" in text or "CERTIFICATE_REQUIRED" in text or "BAD_CERTIFICATE" in text:
+    if "UNKNOWN_CA" in full or "CERTIFICATE_REQUIRED" in full or "BAD_CERTIFICATE" in full:
         return DaskCommError(
             "%s: the scheduler refused the TLS client certificate (%s). "
             "tls_cert must be signed by the cluster's CA." % (tried, text),
-            detail=text,
+            detail=full,
             permanent=True,
         )
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return DaskCommError(
-            "%s: the TLS handshake failed (%s). Check that the scheduler really listens with TLS "
-            "and that tls_ca_file/tls_cert/tls_key belong to this cluster." % (tried, text),
-            detail=text,
+            "%s: the TLS connection failed (%s). Check that the scheduler listens with TLS; a refused "
+            "client certificate can look like this too: tls_cert must be signed by the cluster's CA. "
+            "The scheduler's log says why." % (tried, text),
+            detail=full,
         )
     if isinstance(exc, asyncio.TimeoutError):
         return DaskCommError(
@@ -156,39 +169,48 @@ def _explain(address, what, timeout, exc):
             "scheduler in time: check the port (the comm port, usually 8786, not the dashboard), "
             "use tls:// if the cluster requires encryption, or raise timeout if the scheduler is "
             "busy." % (tried, timeout),
-            detail=text,
+            detail=full,
         )
-    if "Timed out trying to connect" in text:
+    if "Timed out trying to connect" in full:
         return DaskCommError(
             "%s: could not connect within %s s (%s). Check that the scheduler runs, that the "
             "address and port are right and that no firewall or security group blocks it."
             % (tried, timeout, text),
-            detail=text,
+            detail=full,
+        )
+    if isinstance(exc, CommClosedError) and address_scheme(address) == "tls":
+        # With TLS 1.3 the client's handshake is over before the scheduler checks the client
+        # certificate; its refusal then often arrives as a bare reset, without the alert.
+        return DaskCommError(
+            "%s: the scheduler closed the TLS connection before answering (%s). Most often it "
+            "refused the client certificate: tls_cert must be signed by the cluster's CA. The "
+            "scheduler's log says why." % (tried, text),
+            detail=full,
         )
     if isinstance(exc, CommClosedError):
         return DaskCommError(
             "%s: the connection was closed before an answer (%s). If the cluster requires TLS, "
             "use a tls:// address with tls_ca_file/tls_cert/tls_key; otherwise check the "
             "scheduler's log." % (tried, text),
-            detail=text,
+            detail=full,
         )
     if isinstance(exc, ValueError):
         return DaskCommError(
             "%s: %s is not a usable Dask address (%s). Write it as tcp://HOST:PORT or tls://HOST:PORT."
             % (tried, address, text),
-            detail=text,
+            detail=full,
             permanent=True,
         )
-    return DaskCommError("%s: %s." % (tried, text), detail=text)
+    return DaskCommError("%s: %s." % (tried, text), detail=full)
 
 
 async def call_scheduler(address, func, what, timeout, conn_args=None):
     """Run ``await func(remote)`` against the scheduler at ``address`` within ``timeout`` seconds.
 
     ``remote`` is a ``distributed.core.rpc``: ``await remote.identity()`` calls the
-    scheduler's ``identity`` handler.  ``timeout`` bounds everything: connecting (Dask
-    retries refused connections until its own timeout), the handshake and the answers,
-    since a port that accepts but never answers would otherwise hang forever.  ``what``
+    scheduler's ``identity`` handler.  ``timeout`` bounds connecting (Dask retries refused
+    connections until then), and, with a grace of at most a second, the whole exchange:
+    a port that accepts but never answers would otherwise hang forever.  ``what``
     names the operation for the error message ("read the cluster state").
 
     Foreseeable failures raise DaskCommError; a remote handler's own exception (a real
@@ -200,8 +222,12 @@ async def call_scheduler(address, func, what, timeout, conn_args=None):
         async with rpc(address, timeout=timeout, connection_args=conn_args or {}) as remote:
             return await func(remote)
 
+    # Dask's connect() gives up by itself after ``timeout`` with a clear "Timed out trying to
+    # connect"; the outer deadline is the backstop for a peer that connects but never answers,
+    # set a little later so that Dask's own error wins when both would fire.
+    grace = min(1.0, 0.25 * timeout)
     try:
-        return await asyncio.wait_for(run(), timeout)
+        return await asyncio.wait_for(run(), timeout + grace)
     except (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError) as exc:
         # CommClosedError is an OSError, SSL failures arrive wrapped in it.
         raise _explain(address, what, timeout, exc)

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: dataplatform.dask developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """Health of a Dask cluster as its scheduler sees it: read a snapshot, judge it, wait for it.
 
@@ -96,6 +97,11 @@ def snapshot(raw):
     return scheduler, workers
 
 
+def _describe(mismatch):
+    source = "as on the scheduler" if mismatch["reference"] == "scheduler" else "from expected_versions"
+    return "%(worker)s has %(package)s %(found)s, expected %(expected)s" % mismatch + " (%s)" % source
+
+
 def _names(items):
     return ", ".join(items) if items else "none"
 
@@ -110,8 +116,11 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
     names = [w["name"] for w in workers]
     status_counts = dict(Counter(w["status"] for w in workers))
 
+    # With expected_workers the check is about those workers (e.g. one batch of a rolling
+    # upgrade): others are listed as unexpected, not judged on status or versions.
+    in_scope = [w for w in workers if w["name"] in expected_workers] if expected_workers else workers
     healthy = [w for w in workers if w["status"] in healthy_statuses]
-    unhealthy = [w for w in workers if w["status"] not in healthy_statuses]
+    unhealthy = [w for w in in_scope if w["status"] not in healthy_statuses]
     missing = [n for n in expected_workers if n not in names]
     unexpected = [n for n in names if n not in expected_workers] if expected_workers else []
 
@@ -134,14 +143,13 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
 
     mismatches = []
     check_versions = require_consistent_versions or expected_versions
-    no_versions = [w["name"] for w in workers if w["versions"] is None] if check_versions else []
+    no_versions = [w["name"] for w in in_scope if w["versions"] is None] if check_versions else []
     if no_versions:
         problems.append(
             "Could not read the package versions of workers %s: the scheduler got no answer from "
             "them in time. Check that the scheduler can reach each worker's address." % _names(no_versions)
         )
-    nodes = [("scheduler", scheduler["versions"])] + [(w["name"], w["versions"]) for w in workers
-                                                       if w["versions"] is not None]
+    nodes = [(w["name"], w["versions"]) for w in in_scope if w["versions"] is not None]
     for package, expected in sorted(expected_versions.items()):
         for node, versions in nodes:
             found = versions.get(package)
@@ -151,20 +159,12 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
     if require_consistent_versions:
         for package in CONSISTENT_PACKAGES:
             reference = scheduler["versions"].get(package)
-            for node, versions in nodes[1:]:
+            for node, versions in nodes:
                 if versions.get(package) != reference:
                     mismatches.append({"worker": node, "package": package, "expected": reference,
                                        "found": versions.get(package), "reference": "scheduler"})
     if mismatches:
-        problems.append(
-            "Package versions differ: %s."
-            % "; ".join(
-                "%s has %s %s, expected %s (%s)" % (m["worker"], m["package"], m["found"], m["expected"],
-                                                   "as on the scheduler" if m["reference"] == "scheduler"
-                                                   else "from expected_versions")
-                for m in mismatches
-            )
-        )
+        problems.append("Package versions differ: %s." % "; ".join(_describe(m) for m in mismatches))
 
     facts = {
         "worker_count": len(workers),
@@ -177,9 +177,14 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
     return facts, problems
 
 
-def empty_facts():
-    """Facts when the scheduler could not be read at all."""
+def unreadable_result(address, problem, waited=0.0):
+    """The module's result when the scheduler could not be read at all (same keys as check_cluster's)."""
     return {
+        "healthy": False,
+        "scheduler": {"address": address, "id": None, "started": None, "versions": {}},
+        "workers": [],
+        "problems": [problem],
+        "waited": waited,
         "worker_count": 0,
         "status_counts": {},
         "missing_workers": [],
@@ -213,22 +218,15 @@ async def check_cluster(address, conn_args, timeout, criteria, wait=False, wait_
                 conn_args,
             )
         except DaskCommError as exc:
-            scheduler = {"address": address, "id": None, "started": None, "versions": {}}
-            workers, facts, problems = [], empty_facts(), [exc.message]
+            result = unreadable_result(address, exc.message)
             permanent = exc.permanent
         else:
             scheduler, workers = snapshot(raw)
             facts, problems = evaluate(scheduler, workers, **criteria)
-        if not problems or permanent or time.monotonic() + poll_interval >= deadline:
+            result = dict(facts, healthy=not problems, scheduler=scheduler, workers=workers, problems=problems)
+        if result["healthy"] or permanent or time.monotonic() + poll_interval >= deadline:
             break
         await asyncio.sleep(poll_interval)
 
-    result = {
-        "healthy": not problems,
-        "scheduler": scheduler,
-        "workers": workers,
-        "problems": problems,
-        "waited": round(time.monotonic() - start, 3),
-    }
-    result.update(facts)
+    result["waited"] = round(time.monotonic() - start, 3)
     return result

@@ -1,6 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: dataplatform.dask developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ description:
     the dashboard's HTTP routes.
   - Never changes anything.
 author:
-  - dataplatform.dask developers
+  - dataplatform.dask developers (@dataplatform)
 requirements:
   - C(distributed) (the C(dask[distributed]) package), importable by the Python that runs the module.
     The simplest is to run the module with the Python of the Dask virtualenv on a cluster host,
@@ -41,7 +43,8 @@ options:
   timeout:
     description:
       - Seconds one check may take, connection included.
-      - The check fails when the scheduler has not answered by then.
+      - The check fails when the scheduler could not be connected to by then, or has not answered
+        within a grace of at most one more second.
     type: float
     default: 10
   wait:
@@ -54,7 +57,7 @@ options:
   wait_timeout:
     description:
       - With O(wait=true), seconds to wait for the cluster to become healthy.
-      - The total time stays within O(wait_timeout) plus about one second.
+      - The last check may end up to two seconds after O(wait_timeout).
     type: float
     default: 300
   poll_interval:
@@ -72,12 +75,16 @@ options:
       - Names of workers that must be registered (the C(--name) each worker was started with).
       - Registered workers not in this list are returned in RV(unexpected_workers) but do not make
         the cluster unhealthy.
+      - When set, O(healthy_statuses), O(expected_versions) and O(require_consistent_versions)
+        judge these workers only (for example one batch of a rolling upgrade); when empty, every
+        registered worker.
     type: list
     elements: str
     default: []
   healthy_statuses:
     description:
-      - Worker statuses that count as healthy. Every registered worker must have one of them.
+      - Worker statuses that count as healthy. Every worker judged (see O(expected_workers)) must
+        have one of them.
       - Dask's statuses are V(init), V(running), V(paused), V(closing_gracefully), V(closing) and
         V(closed). Add V(paused) to tolerate workers paused by memory pressure.
     type: list
@@ -85,8 +92,9 @@ options:
     default: [running]
   expected_versions:
     description:
-      - Package versions the scheduler and every worker must have, for example
-        C({dask: "2026.8.0", python: "3.11"}).
+      - Package versions every worker judged (see O(expected_workers)) must have, by package name,
+        for example
+        V(2026.8.0) for V(dask) and V(3.11) for V(python).
       - A version matches when it is equal or when it starts with the given version followed by a
         dot, so V(3.11) matches Python V(3.11.7.final.0). Quote versions in YAML so that V(3.10)
         does not become the number 3.1.
@@ -97,7 +105,8 @@ options:
     default: {}
   require_consistent_versions:
     description:
-      - Require every worker to have the scheduler's version of the packages Dask needs to match
+      - Require every worker judged (see O(expected_workers)) to have the scheduler's version of the
+        packages Dask needs to match
         everywhere (V(dask), V(distributed), V(msgpack), V(cloudpickle), V(tornado), V(toolz)) and
         the same Python.
       - Dask itself only warns about such mismatches, but they can crash a worker while it unpacks
@@ -284,7 +293,7 @@ version_mismatches:
   elements: dict
   contains:
     worker:
-      description: The worker's name, or V(scheduler) for the scheduler itself.
+      description: The name of the worker.
       type: str
       sample: worker2
     package:
@@ -323,7 +332,10 @@ from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm impor
     DaskCommError,
     connection_args,
 )
-from ansible_collections.dataplatform.dask.plugins.module_utils._dask_health import check_cluster
+from ansible_collections.dataplatform.dask.plugins.module_utils._dask_health import (
+    check_cluster,
+    unreadable_result,
+)
 
 
 def summary(result):
@@ -366,7 +378,7 @@ def main():
     try:
         conn_args = connection_args(address, params["tls_ca_file"], params["tls_cert"], params["tls_key"])
     except DaskCommError as exc:
-        module.fail_json(msg=exc.message, healthy=False)
+        module.fail_json(msg=exc.message, changed=False, **unreadable_result(address, exc.message))
 
     criteria = dict(
         min_workers=params["min_workers"],

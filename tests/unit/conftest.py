@@ -76,7 +76,10 @@ class Cluster:
         self.pending = []
 
         async def start():
-            return await Scheduler(host="127.0.0.1", port=0, dashboard=False, security=security)
+            # The HTTP server (not only the dashboard) binds 8787 unless told otherwise.
+            return await Scheduler(
+                host="127.0.0.1", port=0, dashboard=False, dashboard_address="127.0.0.1:0", security=security
+            )
 
         self.scheduler = dask_loop.run(start())
         self.servers.append(self.scheduler)

@@ -4,6 +4,8 @@ same names as the inventory) and a way to run Python with the cluster's own Dask
 import base64
 import json
 import os
+import re
+import subprocess
 import textwrap
 
 import pytest
@@ -86,3 +88,24 @@ while True:
 keys = ("name", "address", "status", "nthreads", "memory_limit")
 print(json.dumps(sorted(({{k: w.get(k) for k in keys}} for w in workers), key=lambda w: w["name"])))
 """
+
+
+def run_playbook(name, *args):
+    """Run one of the collection's playbooks against the scenario's inventory.
+    Returns (return code, output, changed count per host from the recap)."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    run = subprocess.run(
+        ["ansible-playbook", "-i", inventory, os.path.join(PROJECT, "playbooks", name), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    recap = output.split("PLAY RECAP")[-1]
+    changed = {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.M)}
+    return run.returncode, output, changed
+
+
+def run_site(*args):
+    return run_playbook("site.yml", *args)

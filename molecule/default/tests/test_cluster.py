@@ -3,10 +3,9 @@ addresses, a real computation, and a --check run that changes nothing."""
 
 import os
 import re
-import subprocess
 
 import pytest
-from conftest import PROJECT, SCHEDULER, WORKERS, get_host, private_address, run_python, workers_script
+from conftest import PROJECT, SCHEDULER, WORKERS, get_host, private_address, run_playbook, run_python, run_site, workers_script
 
 MIB = 2**20
 URLOPEN = "/usr/bin/python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())'"
@@ -149,14 +148,15 @@ def test_dashboard_answers_on_the_private_address(scheduler):
 
 
 def test_check_mode_on_the_converged_cluster_changes_nothing():
-    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    run = subprocess.run(
-        ["ansible-playbook", "--check", "--diff", "-i", inventory, os.path.join(PROJECT, "playbooks", "site.yml")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0"},
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    recap = run.stdout.split("PLAY RECAP")[-1]
-    assert re.findall(r"changed=(\d+)", recap) == ["0"] * (1 + len(WORKERS)), recap
+    rc, output, changed = run_site("--check", "--diff")
+    assert rc == 0, output[-3000:]
+    assert changed == dict.fromkeys(UNITS, 0), output[-3000:]
+
+
+def test_health_playbook_reports_every_worker():
+    rc, output, changed = run_playbook("health.yml")
+    assert rc == 0, output[-3000:]
+    assert set(changed.values()) == {0}
+    for worker in WORKERS:
+        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+tcp://", output), output[-3000:]
+    assert f"Healthy: {len(WORKERS)} worker(s) registered and running." in output

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import WORKERS, get_host, workers_script
+from conftest import WORKERS, get_host, run_playbook, workers_script
 
 
 def main_pid(host, unit):
@@ -52,3 +52,17 @@ def test_workers_come_back_after_a_scheduler_restart(scheduler, dask_json):
     assert all(w["status"] == "running" for w in workers)
     # They came back because they exited with the scheduler and systemd restarted them.
     assert [main_pid(get_host(w), "dask-worker.service") for w in WORKERS] != old_workers
+
+
+def test_health_playbook_names_a_stopped_worker_and_site_brings_it_back():
+    host = get_host(WORKERS[1])
+    host.check_output("systemctl stop dask-worker.service")
+    rc, output, changed = run_playbook("health.yml")
+    assert rc != 0
+    assert f"Expected workers not registered with the scheduler: {WORKERS[1]}" in " ".join(output.split())
+    # The deployment puts it back and waits until it is registered again.
+    rc, output, changed = run_playbook("site.yml")
+    assert rc == 0, output[-3000:]
+    assert host.service("dask-worker.service").is_running
+    rc, output, changed = run_playbook("health.yml")
+    assert rc == 0, output[-3000:]

@@ -1,0 +1,39 @@
+"""Bad input is refused with a message naming the fix, before anything changes
+(runs first, against the converged cluster)."""
+
+import pytest
+from conftest import run_site
+
+# Each case runs only the plays of the hosts it concerns, to keep the suite short.
+WORKERS_ONLY = ["--limit", "dask_workers"]
+SCHEDULER_ONLY = ["--limit", "dask_schedulers"]
+BAD_INPUTS = {
+    "thresholds not increasing": (
+        [*WORKERS_ONLY, "-e", "dask_worker_memory_target=0.75"],
+        "Memory thresholds must satisfy 0 < target < spill < pause < terminate <= 1",
+    ),
+    "memory limit above the host's RAM": (
+        [*WORKERS_ONLY, "-e", "dask_worker_memory_limit_mb=100000000"],
+        "Set dask_worker_nthreads to 1 or more and dask_worker_memory_limit_mb between 256 and",
+    ),
+    "no threads": ([*WORKERS_ONLY, "-e", "dask_worker_nthreads=0"], "Set dask_worker_nthreads to 1 or more"),
+    "wrong type": ([*WORKERS_ONLY, "-e", "dask_worker_nthreads=three"], "dask_worker_nthreads"),
+    "unreachable scheduler": (
+        [*WORKERS_ONLY, "-e", "dask_worker_scheduler_address=tcp://127.0.0.1:1"],
+        "The scheduler tcp://127.0.0.1:1 did not answer",
+    ),
+    "no scheduler at all": (
+        [*WORKERS_ONLY, "-e", "dask_worker_scheduler_group=nowhere"],
+        "No scheduler address for this worker",
+    ),
+    "unknown Dask version": ([*SCHEDULER_ONLY, "-e", "dask_common_version=2099.1.0"], "No wheelhouse for Dask 2099.1.0"),
+    "scheduler on all interfaces": ([*SCHEDULER_ONLY, "-e", "dask_scheduler_host=0.0.0.0"], "must be addresses of this host"),
+}
+
+
+@pytest.mark.parametrize("extra_args, message", list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
+def test_bad_input_is_refused_and_changes_nothing(extra_args, message):
+    rc, output, changed = run_site(*extra_args)
+    assert rc != 0, output[-3000:]
+    assert message in " ".join(output.split()), output[-3000:]
+    assert changed and set(changed.values()) == {0}, output[-3000:]

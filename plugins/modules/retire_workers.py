@@ -1,0 +1,307 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dataplatform.dask developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: retire_workers
+short_description: Retire Dask workers through the scheduler so that their data moves to other workers
+version_added: 0.1.0
+description:
+  - Asks a Dask scheduler to retire workers before they are stopped, for rolling upgrades and
+    scale-in. Stopping a worker that was not retired loses the results it holds in memory;
+    scattered data cannot even be recomputed.
+  - Retiring sets each worker's status to V(closing_gracefully), so that it gets no new tasks, and
+    has the scheduler's Active Memory Manager copy every key that only this worker holds to another
+    worker. With the defaults the worker process keeps running, registered and holding no data of its
+    own, until it is stopped (for example with C(systemctl stop)); then nothing is lost.
+  - Checks the outcome instead of trusting the call. Before retiring, every name in O(names) must be
+    registered (see O(missing_ok)). Afterwards, every worker must be among those Dask reports retired,
+    and with O(close_workers=false) and O(remove=false) it must be in status V(closing_gracefully).
+    Otherwise the module fails with a sentence naming the workers.
+  - Dask gives up on a worker, and leaves it as it was, when no other worker can take its data, because
+    it is the last worker, every other worker is paused or being retired too, or it holds actors. The
+    module then fails and says that nothing was stopped.
+  - Retiring a worker that is already V(closing_gracefully) again succeeds and moves any data it came
+    to hold since (results of tasks that were running when it was first retired). When such a worker
+    holds no data of its own and O(close_workers) and O(remove) are V(false), the module reports no
+    change, so re-running a rolling upgrade is idempotent.
+  - Uses the scheduler's C(identity), C(has_what) and C(retire_workers) handlers through
+    C(distributed.core.rpc); it does not register a client with the scheduler and needs none of the
+    dashboard's HTTP routes.
+author:
+  - dataplatform.dask developers (@dataplatform)
+requirements:
+  - C(distributed) (the C(dask[distributed]) package), importable by the Python that runs the module.
+    The simplest is to run the module with the Python of the Dask virtualenv on a cluster host,
+    for example with C(ansible_python_interpreter=/opt/dask/venvs/current/bin/python).
+  - Preferably the same Dask version as the scheduler.
+options:
+  scheduler_address:
+    description:
+      - Address of the scheduler's comm port, as workers use it, for example V(tcp://10.0.0.5:8786)
+        or V(tls://10.0.0.5:8786).
+      - Without a scheme, V(tcp://) is assumed.
+    type: str
+    required: true
+  names:
+    description:
+      - Names of the workers to retire (the C(--name) each worker was started with).
+      - All of them are retired at once; a worker being retired cannot receive the data of another.
+    type: list
+    elements: str
+    required: true
+  missing_ok:
+    description:
+      - Skip names that are not registered with the scheduler and list them in RV(not_registered),
+        instead of failing before retiring anything.
+      - Useful when re-running an upgrade or a scale-in after the worker was already stopped.
+    type: bool
+    default: false
+  close_workers:
+    description:
+      - Have the scheduler tell the retired workers to close.
+      - Under a service manager that restarts the worker (C(Restart=always)), the worker then comes
+        back at once, with the same version. Keep V(false) and stop the service instead.
+    type: bool
+    default: false
+  remove:
+    description:
+      - Have the scheduler remove the retired workers from its list as soon as they are retired.
+      - A removed worker that still runs learns it at its next heartbeat and closes itself, with its
+        nanny, so a service manager may restart it. Keep V(false) when the service is stopped next;
+        the scheduler removes the worker when it disconnects.
+    type: bool
+    default: false
+  timeout:
+    description:
+      - Seconds the retirement may take. Moving the data of a worker can take a while.
+      - When the scheduler has not finished by then the module fails; the scheduler goes on retiring
+        the workers, which stay V(closing_gracefully). Running the module again is safe.
+    type: float
+    default: 300
+  connect_timeout:
+    description:
+      - Seconds to connect to the scheduler and read its workers, before and after retiring.
+    type: float
+    default: 10
+  tls_ca_file:
+    description:
+      - CA certificate (PEM) of the cluster, to verify the scheduler and be accepted by it.
+      - Required with a V(tls://) address, together with O(tls_cert).
+    type: path
+  tls_cert:
+    description:
+      - Client certificate (PEM) signed by the cluster's CA; may contain the key too.
+    type: path
+  tls_key:
+    description:
+      - Private key (PEM) of O(tls_cert), unless O(tls_cert) contains it.
+    type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the module reads the registered workers, checks O(names) and reports which
+      workers it would retire, without retiring them.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - The module talks to the scheduler from the host it runs on; delegate it to a host that can reach
+    the scheduler's comm port (the scheduler host itself with V(tcp://127.0.0.1:8786) when the
+    scheduler listens there).
+  - Tasks that are running on a worker when it is retired finish there, and their results are then
+    held by that worker only. Retiring the worker again right before stopping it moves them too.
+  - When a retired worker is then stopped, the scheduler logs C(Remove worker ... name ...) without any
+    C(lost ... task(s)) warning, but records the removal as not expected (C(expected=False) in its
+    C(remove-worker) event), as for any worker that disconnects.
+  - Use C(KillMode=mixed) in the worker's systemd unit so that only the nanny gets C(SIGTERM) and closes
+    the worker process itself.
+seealso:
+  - module: dataplatform.dask.cluster_health
+  - name: Dask Active Memory Manager, RetireWorker
+    description: How Dask moves the data of a worker being retired.
+    link: https://distributed.dask.org/en/stable/active_memory_manager.html
+"""
+
+EXAMPLES = r"""
+- name: Retire a worker before upgrading it (from the scheduler host, with the Dask venv's Python)
+  dataplatform.dask.retire_workers:
+    scheduler_address: tcp://127.0.0.1:8786
+    names:
+      - "{{ inventory_hostname }}"
+  delegate_to: "{{ groups['dask_scheduler'][0] }}"
+  vars:
+    ansible_python_interpreter: /opt/dask/venvs/current/bin/python
+
+- name: Stop it once its data is elsewhere
+  ansible.builtin.systemd_service:
+    name: dask-worker
+    state: stopped
+
+- name: Scale in, with TLS; workers already gone are fine
+  dataplatform.dask.retire_workers:
+    scheduler_address: "tls://{{ hostvars[groups['dask_scheduler'][0]].ansible_host }}:8786"
+    tls_ca_file: /etc/dask/tls/ca.pem
+    tls_cert: /etc/dask/tls/node.pem
+    tls_key: /etc/dask/tls/node.key
+    names: "{{ groups['dask_workers_to_remove'] }}"
+    missing_ok: true
+    timeout: 600
+  delegate_to: "{{ groups['dask_scheduler'][0] }}"
+  run_once: true
+  register: __dask_retired
+  vars:
+    ansible_python_interpreter: /opt/dask/venvs/current/bin/python
+
+- name: Show what was retired and what was already gone
+  ansible.builtin.debug:
+    msg: "Retired {{ __dask_retired.retired }}; not registered {{ __dask_retired.not_registered }}"
+"""
+
+RETURN = r"""
+msg:
+  description: What was done, or why not, as sentences.
+  returned: always
+  type: str
+  sample: "Retired worker1 through the scheduler at tcp://10.0.0.5:8786: their data is on other workers;
+    they were left running in status closing_gracefully (no new tasks, no data of their own)."
+retired:
+  description:
+    - Names of the workers Dask retired.
+    - In check mode, the workers that would be retired.
+  returned: always
+  type: list
+  elements: str
+  sample: [worker1]
+retired_addresses:
+  description: Comm addresses of the workers in RV(retired).
+  returned: always
+  type: list
+  elements: str
+  sample: ["tcp://10.0.0.6:40331"]
+not_retired:
+  description: Names of registered workers that Dask could not retire; they were left as they were.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+not_registered:
+  description: Names in O(names) that no registered worker has.
+  returned: always
+  type: list
+  elements: str
+  sample: [worker3]
+workers:
+  description: The registered workers of O(names), in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The worker's name.
+      type: str
+      sample: worker1
+    address:
+      description: The worker's comm address.
+      type: str
+      sample: tcp://10.0.0.6:40331
+    status_before:
+      description: The worker's status before retiring.
+      type: str
+      sample: running
+    status:
+      description:
+        - The worker's status after retiring, as the scheduler has it; V(null) when it is no longer
+          registered (for example with O(remove=true)).
+        - In check mode, the status before.
+      type: str
+      sample: closing_gracefully
+    retired:
+      description: Whether Dask retired this worker.
+      type: bool
+      sample: true
+"""
+
+import asyncio
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm import (
+    DISTRIBUTED_HINT,
+    DISTRIBUTED_IMPORT_ERROR,
+    HAS_DISTRIBUTED,
+    DaskCommError,
+    connection_args,
+)
+from ansible_collections.dataplatform.dask.plugins.module_utils._dask_retire import (
+    empty_result,
+    retire_workers,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            scheduler_address=dict(type="str", required=True),
+            names=dict(type="list", elements="str", required=True),
+            missing_ok=dict(type="bool", default=False),
+            close_workers=dict(type="bool", default=False),
+            remove=dict(type="bool", default=False),
+            timeout=dict(type="float", default=300),
+            connect_timeout=dict(type="float", default=10),
+            tls_ca_file=dict(type="path"),
+            tls_cert=dict(type="path"),
+            tls_key=dict(type="path"),
+        ),
+        required_by=dict(tls_key=["tls_cert"]),
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    if not HAS_DISTRIBUTED:
+        module.fail_json(
+            msg="%s %s" % (missing_required_lib("distributed"), DISTRIBUTED_HINT),
+            exception=DISTRIBUTED_IMPORT_ERROR,
+        )
+    for name in ("timeout", "connect_timeout"):
+        if params[name] <= 0:
+            module.fail_json(msg="%s must be a positive number of seconds, got %s." % (name, params[name]))
+    names = params["names"]
+    if not names or any(not n.strip() for n in names):
+        module.fail_json(msg="names must list the workers to retire by name, got %s." % (names,))
+
+    address = params["scheduler_address"]
+    try:
+        conn_args = connection_args(address, params["tls_ca_file"], params["tls_cert"], params["tls_key"])
+        ok, result = asyncio.run(retire_workers(
+            address,
+            conn_args,
+            names,
+            close_workers=params["close_workers"],
+            remove=params["remove"],
+            timeout=params["timeout"],
+            connect_timeout=params["connect_timeout"],
+            missing_ok=params["missing_ok"],
+            check_mode=module.check_mode,
+        ))
+    except DaskCommError as exc:
+        # Nothing was retired: the scheduler could not be read before.
+        module.fail_json(msg="%s Nothing was retired." % exc.message, changed=False, **empty_result())
+
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    if ok:
+        module.exit_json(**result)
+    module.fail_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,486 @@
+# -*- coding: utf-8 -*-
+"""dataplatform.dask.retire_workers against real in-process Dask schedulers, workers and nannies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+distributed = pytest.importorskip("distributed", reason="these tests run real Dask servers: install dask[distributed] (requirements.txt)")
+
+from distributed import Client, Nanny, Worker  # noqa: E402
+from distributed.core import Status  # noqa: E402
+
+from ansible_collections.dataplatform.dask.plugins.modules import retire_workers  # noqa: E402
+
+RETIRING = "closing_gracefully"
+
+
+def run_module(capsys, **args):
+    """Call the module's main() as Ansible would and return (failed, result)."""
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            retire_workers.main()
+    result = json.loads(capsys.readouterr().out)
+    assert bool(exit_info.value.code) == bool(result.get("failed")), result
+    return bool(result.get("failed")), result
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.05)
+
+
+def slow_result(seconds):
+    time.sleep(seconds)
+    return b"computed while retiring" * 1000
+
+
+class Data:
+    """A client of the test cluster that scatters blobs to one worker and reads them back."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.run = cluster.dask_loop.run
+
+        async def connect():
+            return await Client(cluster.address, asynchronous=True, security=cluster.security)
+
+        self.client = self.run(connect())
+        self.futures = []
+        self.blobs = []
+
+    def scatter(self, address, count=20, size=50000):
+        """Put ``count`` random blobs on the worker at ``address`` only, plus one result computed there."""
+        blobs = [os.urandom(size) for dummy in range(count)]
+
+        async def scatter():
+            # The client belongs to the background loop: use it there only.
+            futures = await self.client.scatter(blobs, workers=[address])
+            computed = self.client.submit(bytes.upper, futures[0], workers=[address], allow_other_workers=False)
+            await computed
+            return futures + [computed]
+
+        self.futures += self.run(scatter())
+        self.blobs += blobs + [blobs[0].upper()]
+
+    def start_slow(self, worker, seconds):
+        """Start on ``worker`` a task that returns its result after ``seconds``; return when it runs."""
+        async def submit():
+            return self.client.submit(
+                slow_result, seconds, pure=False, workers=[worker.address], allow_other_workers=False
+            )
+
+        future = self.run(submit())
+        self.futures.append(future)
+        self.blobs.append(slow_result(0))
+
+        def running():
+            async def read():
+                ts = worker.state.tasks.get(future.key)
+                return ts is not None and ts.state == "executing"
+
+            return self.run(read())
+
+        wait_until(running, what="the slow task to start")
+        return future
+
+    def wait(self, future):
+        async def wait():
+            await future
+
+        self.run(wait())
+
+    def holders(self):
+        """{key: set of worker names} as the scheduler has it."""
+        async def read():
+            return dict(
+                (f.key, set(str(ws.name) for ws in self.cluster.scheduler.tasks[f.key].who_has or ()))
+                for f in self.futures
+            )
+
+        return self.run(read())
+
+    def intact(self):
+        """Every key still gathers, byte-identical."""
+        async def gather():
+            return await self.client.gather(self.futures)
+
+        return self.run(gather()) == self.blobs
+
+    def close(self):
+        async def close():
+            await self.client.close()
+
+        self.run(close())
+
+
+@pytest.fixture
+def make_data():
+    made = []
+
+    def make(cluster):
+        made.append(Data(cluster))
+        return made[-1]
+
+    yield make
+    for data in made:
+        data.close()
+
+
+def events(cluster, action):
+    """The scheduler's events of topic "all" with this action."""
+    async def read():
+        return [msg for dummy, msg in cluster.scheduler.get_events("all") if msg.get("action") == action]
+
+    return cluster.dask_loop.run(read())
+
+
+def test_retire_one_of_two_workers_moves_its_data(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address)
+    assert all(names == {"w1"} for names in data.holders().values())
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+
+    assert not failed, result["msg"]
+    assert result["changed"] is True
+    assert result["retired"] == ["w1"] and result["retired_addresses"] == [w1.address]
+    assert result["not_retired"] == result["not_registered"] == []
+    assert result["workers"] == [
+        {"name": "w1", "address": w1.address, "status_before": "running", "status": RETIRING, "retired": True}
+    ]
+    assert "Retired w1 through the scheduler at %s" % cluster.address in result["msg"]
+    assert cluster.status_of("w1") == RETIRING and cluster.status_of("w2") == "running"
+    # Every key, the computed one too, now has a copy on w2.
+    assert all("w2" in names for names in data.holders().values())
+    assert data.intact()
+    # The scheduler's log of it carries the module's stimulus id.
+    [event] = events(cluster, "retire-workers")
+    assert event["retired"] == [w1.address] and event["could-not-retire"] == []
+    assert event["stimulus_id"].startswith("dataplatform.dask.retire_workers-")
+
+    # A re-run (an upgrade run again) finds it retired with no data of its own: no change.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    assert not failed, result["msg"]
+    assert result["changed"] is False and result["retired"] == ["w1"]
+    assert "no change" in result["msg"]
+
+    # Stopping it now loses nothing.
+    cluster.dask_loop.run(w1.close())
+    wait_until(lambda: cluster.status_of("w1") is None, what="w1 to leave")
+    [removed] = events(cluster, "remove-worker")
+    assert removed["lost-scattered-tasks"] == removed["lost-computed-tasks"] == set()
+    assert all(names == {"w2"} for names in data.holders().values())
+    assert data.intact()
+
+    # Run once more after it is gone: fails by default, skipped with missing_ok.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    assert failed and result["not_registered"] == ["w1"] and result["changed"] is False
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], missing_ok=True)
+    assert not failed, result["msg"]
+    assert result["changed"] is False and result["not_registered"] == ["w1"] and result["retired"] == []
+    assert "nothing to retire" in result["msg"]
+
+
+def test_results_that_land_after_retirement_move_on_a_rerun(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+    slow = data.start_slow(w1, 1.0)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    assert not failed, result["msg"]
+
+    # A task that was running when w1 was retired finishes there: w1 holds its result only.
+    data.wait(slow)
+    assert data.holders()[slow.key] == {"w1"}
+    assert cluster.status_of("w1") == RETIRING
+
+    # Retiring again (right before stopping) moves it: a change this time.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    assert not failed, result["msg"]
+    assert result["changed"] is True
+    assert "w2" in data.holders()[slow.key]
+
+    cluster.dask_loop.run(w1.close())
+    wait_until(lambda: cluster.status_of("w1") is None, what="w1 to leave")
+    assert data.intact()
+
+
+def test_retiring_every_worker_retires_only_those_without_data(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    cluster.add_worker("w1")
+    w2 = cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w2.address, count=3)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1", "w2"])
+
+    # w1 has nothing to move and is retired; w2's data has nowhere to go: retiring w1 cannot take it.
+    assert failed and result["changed"] is True
+    assert result["retired"] == ["w1"] and result["not_retired"] == ["w2"]
+    assert "Dask could not retire w2" in result["msg"]
+    assert "every registered worker was being retired" in result["msg"]
+    assert "Nothing was stopped: w2 is running, with its data." in result["msg"]
+    assert "Retired meanwhile" in result["msg"] and result["msg"].endswith(": w1.")
+    assert cluster.status_of("w1") == RETIRING and cluster.status_of("w2") == "running"
+    assert data.intact()
+
+
+def test_retiring_the_only_worker_fails_and_keeps_it(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+
+    assert failed
+    assert result["changed"] is False
+    assert result["retired"] == [] and result["not_retired"] == ["w1"]
+    assert "Dask could not retire w1 through the scheduler at %s" % cluster.address in result["msg"]
+    assert "it is the last worker" in result["msg"]
+    assert "Nothing was stopped: w1 is running, with its data." in result["msg"]
+    assert result["workers"][0]["status"] == "running" and result["workers"][0]["retired"] is False
+    # Dask gave its status back: it keeps working, with its data.
+    assert cluster.status_of("w1") == "running"
+    assert data.intact()
+    [event] = events(cluster, "retire-workers")
+    assert event["could-not-retire"] == [w1.address]
+
+
+def test_no_running_worker_to_take_the_data(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    w2 = cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+
+    async def pause():
+        # What the worker's memory monitor does above the pause threshold.
+        w2.status = Status.paused
+
+    cluster.dask_loop.run(pause())
+    wait_until(lambda: cluster.status_of("w2") == "paused", what="w2 to pause")
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+
+    assert failed and result["not_retired"] == ["w1"]
+    assert "no other worker is running to take its data (w2 (paused))" in result["msg"]
+    assert cluster.status_of("w1") == "running"
+    assert data.intact()
+
+
+def test_unknown_name_fails_before_retiring_anything(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1", "w9"])
+
+    assert failed and result["changed"] is False
+    assert result["not_registered"] == ["w9"] and result["retired"] == []
+    assert (
+        "Workers not registered with the scheduler at %s: w9 (registered: w1 (running), w2 (running)). "
+        "Nothing was retired." % cluster.address
+    ) in result["msg"]
+    assert cluster.status_of("w1") == "running"
+    assert events(cluster, "retire-workers") == []
+    assert all(names == {"w1"} for names in data.holders().values())
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1", "w9"], missing_ok=True)
+
+    assert not failed, result["msg"]
+    assert result["changed"] is True and result["retired"] == ["w1"] and result["not_registered"] == ["w9"]
+    assert "Not registered, skipped: w9." in result["msg"]
+    assert cluster.status_of("w1") == RETIRING
+    assert data.intact()
+
+
+def test_check_mode_retires_nothing(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], _ansible_check_mode=True)
+
+    assert not failed, result["msg"]
+    assert result["changed"] is True and result["retired"] == ["w1"]
+    assert result["workers"][0]["status"] == "running"
+    assert result["msg"].startswith("Would retire w1")
+    assert cluster.status_of("w1") == "running"
+    assert events(cluster, "retire-workers") == []
+    assert all(names == {"w1"} for names in data.holders().values())
+
+    # The names are checked in check mode too.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w9"], _ansible_check_mode=True)
+    assert failed and result["not_registered"] == ["w9"]
+
+
+class SlowToGiveDataWorker(Worker):
+    """A worker whose data takes a while to leave it, as a big spilled worker's does."""
+
+    async def get_data(self, comm, keys, who=None, serializers=None):
+        await asyncio.sleep(1.5)
+        return await super().get_data(comm, keys, who=who, serializers=serializers)
+
+
+def test_timeout_leaves_the_retirement_to_the_scheduler(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1", worker_class=SlowToGiveDataWorker)
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=1)
+
+    started = time.monotonic()
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], timeout=0.5)
+    elapsed = time.monotonic() - started
+
+    assert failed and result["changed"] is True
+    assert "had not finished retiring w1 after 0.5 s" in result["msg"]
+    assert "nothing was stopped" in result["msg"] and "w1 is closing_gracefully" in result["msg"]
+    assert elapsed < 0.5 + 1.5, elapsed
+    # The scheduler finishes the retirement by itself.
+    wait_until(lambda: events(cluster, "retire-workers"), what="the retirement to end")
+    assert events(cluster, "retire-workers")[0]["retired"] == [w1.address]
+    assert data.intact()
+
+
+def test_retire_with_remove(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], remove=True)
+
+    assert not failed, result["msg"]
+    assert result["changed"] is True and result["retired"] == ["w1"]
+    assert result["workers"][0]["status"] is None
+    assert "removed from the scheduler" in result["msg"]
+    [removed] = events(cluster, "remove-worker")
+    assert removed["expected"] is True and removed["lost-scattered-tasks"] == set()
+    assert data.intact()
+
+
+class TestTLS:
+    @pytest.fixture
+    def tls_cluster(self, make_cluster, tls_security):
+        cluster = make_cluster(security=tls_security)
+        cluster.add_worker("w1")
+        cluster.add_worker("w2")
+        assert cluster.address.startswith("tls://")
+        return cluster
+
+    def test_right_certificates(self, tls_cluster, tls_files, make_data, capsys):
+        w1 = [w for w in tls_cluster.servers if getattr(w, "name", None) == "w1"][0]
+        data = make_data(tls_cluster)
+        data.scatter(w1.address, count=3)
+
+        failed, result = run_module(
+            capsys, scheduler_address=tls_cluster.address, names=["w1"],
+            tls_ca_file=tls_files["ca"], tls_cert=tls_files["node_cert"], tls_key=tls_files["node_key"],
+        )
+
+        assert not failed, result["msg"]
+        assert result["retired_addresses"][0].startswith("tls://")
+        assert tls_cluster.status_of("w1") == RETIRING
+        assert data.intact()
+
+    def test_tls_address_without_certificates(self, tls_cluster, capsys):
+        failed, result = run_module(capsys, scheduler_address=tls_cluster.address, names=["w1"])
+        assert failed
+        assert "uses TLS but no client certificate was given" in result["msg"]
+        assert "Nothing was retired." in result["msg"]
+        assert tls_cluster.status_of("w1") == "running"
+
+
+def test_unreachable_scheduler_fails_within_connect_timeout(capsys):
+    address = "tcp://127.0.0.1:%d" % free_port()  # nothing listens there
+
+    started = time.monotonic()
+    failed, result = run_module(capsys, scheduler_address=address, names=["w1"], connect_timeout=1)
+    elapsed = time.monotonic() - started
+
+    assert failed and result["changed"] is False and result["retired"] == []
+    assert "could not connect within 1.0 s" in result["msg"]
+    assert "Nothing was retired." in result["msg"]
+    assert elapsed < 1 + 1.5, elapsed
+
+
+def test_bad_arguments(capsys):
+    failed, result = run_module(capsys, scheduler_address="tcp://127.0.0.1:8786", names=[])
+    assert failed and "names must list the workers to retire" in result["msg"]
+    failed, result = run_module(capsys, scheduler_address="tcp://127.0.0.1:8786", names=["w1"], timeout=0)
+    assert failed and "timeout must be a positive number of seconds" in result["msg"]
+
+
+# ---------------------------------------------------------------------------------------
+# The rolling upgrade's sequence with nannies, as `dask worker --nanny` runs them: retire the
+# worker (process left running), then stop its nanny the way the CLI does on SIGTERM
+# (distributed/cli/dask_worker.py: `n.close(timeout=10, reason="signal-15")`).
+
+
+def test_retire_then_stop_the_nanny_loses_nothing(make_cluster, make_data, capsys, tmp_path):
+    cluster = make_cluster()
+
+    async def start(name):
+        nanny = await Nanny(
+            cluster.address, name=name, host="127.0.0.1", nthreads=1,
+            local_directory=str(tmp_path / ("nanny-" + name)),
+        )
+        cluster.servers.append(nanny)
+        return nanny
+
+    old = cluster.dask_loop.run(start("old1"), timeout=60)
+    cluster.dask_loop.run(start("w2"), timeout=60)
+    old_worker = old.worker_address
+    data = make_data(cluster)
+    data.scatter(old_worker, count=10)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["old1"])
+    assert not failed, result["msg"]
+    assert result["workers"][0]["status"] == RETIRING
+
+    # SIGTERM through the nanny: the nanny closes first, then asks the worker process to close.
+    cluster.dask_loop.run(old.close(timeout=10, reason="signal-15"), timeout=30)
+    wait_until(lambda: cluster.status_of("old1") is None, what="old1 to leave")
+
+    [removed] = [e for e in events(cluster, "remove-worker") if e["worker"] == old_worker]
+    # The scheduler sees a worker that disconnected: not "expected", but nothing is lost.
+    assert removed["expected"] is False
+    assert removed["stimulus_id"].startswith("handle-worker-cleanup-")
+    assert removed["lost-scattered-tasks"] == removed["lost-computed-tasks"] == set()
+    assert removed["processing-tasks"] == set()
+    assert data.intact()
+    # The nanny did not start a new worker process.
+    time.sleep(0.5)
+    assert old.status == Status.closed and old.process is None
+    assert cluster.status_of("old1") is None and cluster.status_of("w2") == "running"
