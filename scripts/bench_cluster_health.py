@@ -23,46 +23,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
+from inprocess import REPO, DaskLoop, collections_root, import_collection  # noqa: E402
 
-
-def collections_root():
-    """A directory holding ansible_collections/dataplatform/dask -> this repository."""
-    if REPO.parent.name == "dataplatform" and REPO.parent.parent.name == "ansible_collections":
-        return REPO.parent.parent.parent
-    root = REPO / ".cache" / "collections"
-    link = root / "ansible_collections" / "dataplatform" / "dask"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(REPO, link)
-    return root
-
-
-sys.path.insert(0, str(collections_root()))
+import_collection()
 
 from distributed import Scheduler, Worker  # noqa: E402
 
 from ansible_collections.dataplatform.dask.plugins.module_utils._dask_health import check_cluster  # noqa: E402
-
-
-class Background:
-    """An event loop in a thread, for the Dask servers, while the check runs in the main thread."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 async def start_cluster(n_workers, directory):
@@ -121,13 +92,13 @@ def main():
     # Dask logs every worker start at INFO: keep the table readable.
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
-    background = Background()
+    background = DaskLoop()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-cluster-health-") as directory:
         for size in [int(s) for s in args.sizes.split(",")]:
             times, whole = bench(background, size, args.runs, directory)
             rows.append((size, statistics.median(times), min(times), max(times), whole))
-    background.stop()
+    background.close()
 
     print("cluster_health: one check, %d runs per size; whole module run once (seconds)" % args.runs)
     print("%8s %10s %10s %10s %14s" % ("workers", "median", "min", "max", "module run"))

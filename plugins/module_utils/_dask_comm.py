@@ -39,6 +39,16 @@ DISTRIBUTED_HINT = (
 )
 
 
+# Options of every module that talks to a scheduler; documented by the doc fragment
+# dataplatform.dask.scheduler_connection.
+SCHEDULER_CONNECTION_SPEC = dict(
+    scheduler_address=dict(type="str", required=True),
+    tls_ca_file=dict(type="path"),
+    tls_cert=dict(type="path"),
+    tls_key=dict(type="path"),
+)
+
+
 class DaskCommError(Exception):
     """A foreseeable failure to talk to a Dask server, as one sentence for a person.
 

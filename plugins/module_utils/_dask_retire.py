@@ -37,6 +37,8 @@ RETIRING = "closing_gracefully"
 # confirms it to the scheduler: for a moment the scheduler still shows it retiring.
 _SETTLE_SECONDS = 2.0
 _SETTLE_POLL = 0.1
+# Longer than a worker's heartbeat interval on a small cluster.
+_HEARTBEAT_WAIT = 1.0
 
 
 def _names(items):
@@ -177,6 +179,15 @@ def _outcome(close_workers, remove):
     return "left running in status closing_gracefully (no new tasks, no data of their own)"
 
 
+def _left_as(worker, after):
+    """How a worker Dask did not retire was left, for messages."""
+    if after is None:
+        return "%s was left as it was (its status could not be read again)" % worker["name"]
+    if worker["status"] is None:
+        return "%s is no longer registered" % worker["name"]
+    return "%s is %s, with its data" % (worker["name"], worker["status"])
+
+
 def changed_status(workers):
     """Whether a worker that was not retiring is retiring (or gone) now: a change on the cluster."""
     return any(w["status"] != w["status_before"] and w["status_before"] != RETIRING for w in workers)
@@ -205,12 +216,11 @@ def judge(address, targets, not_registered, answer, before, after, close_workers
         stopped_some = retired and (close_workers or remove)
         problems.append(
             "Dask could not retire %s through the scheduler at %s: %s. Dask gives up on a worker when it is the "
-            "last one, when every other worker is paused or retiring, or when it holds actors. %s: %s, with its "
-            "data."
+            "last one, when every other worker is paused or retiring, or when it holds actors. %s: %s."
             % (failed_names, address, why_not(before, requested),
                "%s %s not stopped" % (failed_names, "was" if len(failed) == 1 else "were") if stopped_some
                else "Nothing was stopped",
-               "; ".join("%s is %s" % (w["name"], w["status"] or "no longer registered") for w in failed))
+               "; ".join(_left_as(w, after) for w in failed))
         )
     if after is None:
         problems.append(
@@ -252,8 +262,31 @@ def empty_result(not_registered=()):
     }
 
 
+# Worker task states that mean "running user code now" (from the heartbeat metrics).
+_EXECUTING = ("executing", "long-running")
+
+
+async def _wait_until_idle(remote, addresses, deadline):
+    """Wait until the workers at ``addresses`` execute no task; return those still busy.
+
+    A retiring worker finishes the tasks it is executing but starts none of those queued on
+    it (they go to other workers when it leaves): wait for the first kind only. The counts
+    come with heartbeats, so two idle readings a heartbeat apart are required.
+    """
+    idle_readings = 0
+    while True:
+        workers = (await remote.identity()).get("workers", {})
+        busy = [a for a in addresses
+                if sum(((workers.get(a) or {}).get("metrics") or {}).get("task_counts", {}).get(s, 0)
+                       for s in _EXECUTING)]
+        idle_readings = 0 if busy else idle_readings + 1
+        if idle_readings >= 2 or time.monotonic() >= deadline:
+            return busy
+        await asyncio.sleep(_HEARTBEAT_WAIT)
+
+
 async def retire_workers(address, conn_args, names, close_workers=False, remove=False, timeout=300.0,
-                         connect_timeout=10.0, missing_ok=False, check_mode=False):
+                         connect_timeout=10.0, missing_ok=False, check_mode=False, wait_for_tasks=True):
     """Retire the workers called ``names`` and check it. Returns ``(ok, result)``; ``result`` has
     every return value of the module, ``changed`` and ``msg`` included, and ``warnings``.
 
@@ -340,6 +373,31 @@ async def retire_workers(address, conn_args, names, close_workers=False, remove=
             problems.append("Retired meanwhile, %s: %s." % (_outcome(close_workers, remove), _names(result["retired"])))
         result["msg"] = " ".join(problems) + skipped
         return False, result
+    if wait_for_tasks and not (close_workers or remove) and result["retired"]:
+        # Tasks already executing on a retired worker finish there, and their results would
+        # live only there: wait for them, then retire again, which moves those results.
+        busy = await call_scheduler(
+            address, lambda remote: _wait_until_idle(remote, result["retired_addresses"], started + timeout),
+            "wait for the retired workers' tasks", timeout, conn_args,
+        )
+        if busy:
+            result["msg"] = ("Retired %s through the scheduler at %s, but after %s s tasks were still executing on %s; "
+                             "nothing was stopped. Run again with a larger timeout." % (
+                                 _names(result["retired"]), address, timeout, ", ".join(busy)))
+            return False, result
+        ok, again = await retire_workers(address, conn_args, names, timeout=max(timeout - (time.monotonic() - started), 1),
+                                         connect_timeout=connect_timeout, missing_ok=missing_ok, wait_for_tasks=False)
+        again["changed"] = result["changed"] or again["changed"]
+        again["not_registered"] = not_registered
+        first_status = dict((w["name"], w["status_before"]) for w in result["workers"])
+        for worker in again["workers"]:
+            worker["status_before"] = first_status.get(worker["name"], worker["status_before"])
+        if ok:
+            again["msg"] = ("Retired %s through the scheduler at %s: they run no task and their data is on other "
+                            "workers; they were left running, to be stopped.%s" % (_names(again["retired"]), address, skipped))
+            if not again["changed"]:
+                again["msg"] += " They were already retired and held no data of their own: no change."
+        return ok, again
     result["msg"] = "Retired %s through the scheduler at %s: their data is on other workers; they were %s.%s" % (
         _names(result["retired"]), address, _outcome(close_workers, remove), skipped)
     if not result["changed"]:

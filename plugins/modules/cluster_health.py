@@ -27,19 +27,7 @@ description:
   - Never changes anything.
 author:
   - dataplatform.dask developers (@dataplatform)
-requirements:
-  - C(distributed) (the C(dask[distributed]) package), importable by the Python that runs the module.
-    The simplest is to run the module with the Python of the Dask virtualenv on a cluster host,
-    for example with C(ansible_python_interpreter=/opt/dask/venvs/current/bin/python).
-  - Preferably the same Dask version as the cluster.
 options:
-  scheduler_address:
-    description:
-      - Address of the scheduler's comm port, as workers use it, for example V(tcp://10.0.0.5:8786)
-        or V(tls://10.0.0.5:8786).
-      - Without a scheme, V(tcp://) is assumed.
-    type: str
-    required: true
   timeout:
     description:
       - Seconds one check may take, connection included.
@@ -114,21 +102,9 @@ options:
       - Set to V(false) during a rolling upgrade, when old and new versions run side by side.
     type: bool
     default: true
-  tls_ca_file:
-    description:
-      - CA certificate (PEM) of the cluster, to verify the scheduler and be accepted by it.
-      - Required with a V(tls://) address, together with O(tls_cert).
-    type: path
-  tls_cert:
-    description:
-      - Client certificate (PEM) signed by the cluster's CA; may contain the key too.
-    type: path
-  tls_key:
-    description:
-      - Private key (PEM) of O(tls_cert), unless O(tls_cert) contains it.
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dataplatform.dask.scheduler_connection
 attributes:
   check_mode:
     support: full
@@ -329,6 +305,7 @@ from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm impor
     DISTRIBUTED_HINT,
     DISTRIBUTED_IMPORT_ERROR,
     HAS_DISTRIBUTED,
+    SCHEDULER_CONNECTION_SPEC,
     DaskCommError,
     connection_args,
 )
@@ -346,7 +323,7 @@ def summary(result):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            scheduler_address=dict(type="str", required=True),
+            SCHEDULER_CONNECTION_SPEC,
             timeout=dict(type="float", default=10),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="float", default=300),
@@ -356,9 +333,6 @@ def main():
             healthy_statuses=dict(type="list", elements="str", default=["running"]),
             expected_versions=dict(type="dict", default={}),
             require_consistent_versions=dict(type="bool", default=True),
-            tls_ca_file=dict(type="path"),
-            tls_cert=dict(type="path"),
-            tls_key=dict(type="path"),
         ),
         required_by=dict(tls_key=["tls_cert"]),
         supports_check_mode=True,

@@ -35,19 +35,7 @@ description:
     dashboard's HTTP routes.
 author:
   - dataplatform.dask developers (@dataplatform)
-requirements:
-  - C(distributed) (the C(dask[distributed]) package), importable by the Python that runs the module.
-    The simplest is to run the module with the Python of the Dask virtualenv on a cluster host,
-    for example with C(ansible_python_interpreter=/opt/dask/venvs/current/bin/python).
-  - Preferably the same Dask version as the scheduler.
 options:
-  scheduler_address:
-    description:
-      - Address of the scheduler's comm port, as workers use it, for example V(tcp://10.0.0.5:8786)
-        or V(tls://10.0.0.5:8786).
-      - Without a scheme, V(tcp://) is assumed.
-    type: str
-    required: true
   names:
     description:
       - Names of the workers to retire (the C(--name) each worker was started with).
@@ -77,9 +65,19 @@ options:
         the scheduler removes the worker when it disconnects.
     type: bool
     default: false
+  wait_for_tasks:
+    description:
+      - With O(close_workers=false) and O(remove=false), wait until the retired workers have
+        finished the tasks they were already running, then retire them again so those results move
+        too. Afterwards they run nothing and hold nothing, and can be stopped.
+      - With V(false), a task running at the time finishes on the retired worker and its result
+        lives only there until the module runs again.
+    type: bool
+    default: true
   timeout:
     description:
-      - Seconds the retirement may take. Moving the data of a worker can take a while.
+      - Seconds the retirement (and the wait of O(wait_for_tasks)) may take. Moving the data of a
+        worker can take a while.
       - When the scheduler has not finished by then the module fails; the scheduler goes on retiring
         the workers, which stay V(closing_gracefully). Running the module again is safe.
     type: float
@@ -89,21 +87,9 @@ options:
       - Seconds to connect to the scheduler and read its workers, before and after retiring.
     type: float
     default: 10
-  tls_ca_file:
-    description:
-      - CA certificate (PEM) of the cluster, to verify the scheduler and be accepted by it.
-      - Required with a V(tls://) address, together with O(tls_cert).
-    type: path
-  tls_cert:
-    description:
-      - Client certificate (PEM) signed by the cluster's CA; may contain the key too.
-    type: path
-  tls_key:
-    description:
-      - Private key (PEM) of O(tls_cert), unless O(tls_cert) contains it.
-    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - dataplatform.dask.scheduler_connection
 attributes:
   check_mode:
     support: full
@@ -238,6 +224,7 @@ from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm impor
     DISTRIBUTED_HINT,
     DISTRIBUTED_IMPORT_ERROR,
     HAS_DISTRIBUTED,
+    SCHEDULER_CONNECTION_SPEC,
     DaskCommError,
     connection_args,
 )
@@ -250,16 +237,14 @@ from ansible_collections.dataplatform.dask.plugins.module_utils._dask_retire imp
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            scheduler_address=dict(type="str", required=True),
+            SCHEDULER_CONNECTION_SPEC,
             names=dict(type="list", elements="str", required=True),
             missing_ok=dict(type="bool", default=False),
+            wait_for_tasks=dict(type="bool", default=True),
             close_workers=dict(type="bool", default=False),
             remove=dict(type="bool", default=False),
             timeout=dict(type="float", default=300),
             connect_timeout=dict(type="float", default=10),
-            tls_ca_file=dict(type="path"),
-            tls_cert=dict(type="path"),
-            tls_key=dict(type="path"),
         ),
         required_by=dict(tls_key=["tls_cert"]),
         supports_check_mode=True,
@@ -291,6 +276,7 @@ def main():
             connect_timeout=params["connect_timeout"],
             missing_ok=params["missing_ok"],
             check_mode=module.check_mode,
+            wait_for_tasks=params["wait_for_tasks"],
         ))
     except DaskCommError as exc:
         # Nothing was retired: the scheduler could not be read before.

@@ -1,59 +1,19 @@
 # -*- coding: utf-8 -*-
-"""Shared fixtures of the unit tests: the collection on sys.path, real in-process Dask servers.
-
-The modules import ``ansible_collections.dataplatform.dask...``, so the repository must be
-importable under that name. Under ``ansible-test units`` (or any checkout that lives at
-``.../ansible_collections/dataplatform/dask``) it already is; otherwise we use the link
-``.cache/collections/ansible_collections/dataplatform/dask`` -> repository that the harness
-makes (and make it ourselves when it is missing), so ``pytest tests/unit`` works from the root.
-"""
+"""Shared fixtures of the unit tests: real in-process Dask servers (see inprocess.py for
+how the collection becomes importable)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inprocess import DaskLoop, import_collection  # noqa: E402
 
-
-def _collections_root():
-    if REPO.parent.name == "dataplatform" and REPO.parent.parent.name == "ansible_collections":
-        return REPO.parent.parent.parent
-    root = REPO / ".cache" / "collections"
-    link = root / "ansible_collections" / "dataplatform" / "dask"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(REPO, link)
-    return root
-
-
-sys.path.insert(0, str(_collections_root()))
-
-
-# ---------------------------------------------------------------------------------------
-# Real Dask servers on an event loop in a background thread. The module under test runs
-# its own asyncio loop synchronously in the test's thread (as it does under Ansible), so
-# the scheduler and workers must keep running somewhere else meanwhile.
-
-
-class DaskLoop:
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="dask-test-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout=30):
-        """Run a coroutine on the background loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+import_collection()
 
 
 @pytest.fixture(scope="session")

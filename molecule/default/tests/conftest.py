@@ -4,21 +4,17 @@ same names as the inventory) and a way to run Python with the cluster's own Dask
 import base64
 import json
 import os
-import re
-import subprocess
+import sys
 import textwrap
 
 import pytest
-import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from helpers import get_host, run_playbook  # noqa: E402
 
 DASK_PYTHON = "/opt/dask/venvs/current/bin/python"
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(__file__, "../../../..")))
 SCHEDULER = "dask-scheduler"
 WORKERS = ["dask-worker-1", "dask-worker-2"]
-
-
-def get_host(name):
-    return testinfra.get_host(f"docker://{name}")
 
 
 def private_address(host):
@@ -88,23 +84,6 @@ while True:
 keys = ("name", "address", "status", "nthreads", "memory_limit")
 print(json.dumps(sorted(({{k: w.get(k) for k in keys}} for w in workers), key=lambda w: w["name"])))
 """
-
-
-def run_playbook(name, *args):
-    """Run one of the collection's playbooks against the scenario's inventory.
-    Returns (return code, output, changed count per host from the recap)."""
-    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    run = subprocess.run(
-        ["ansible-playbook", "-i", inventory, os.path.join(PROJECT, "playbooks", name), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"},
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    recap = output.split("PLAY RECAP")[-1]
-    changed = {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.M)}
-    return run.returncode, output, changed
 
 
 def run_site(*args):

@@ -3,6 +3,7 @@
 
 import pytest
 from conftest import run_site
+from helpers import flat
 
 # Each case runs only the plays of the hosts it concerns, to keep the suite short.
 WORKERS_ONLY = ["--limit", "dask_workers"]
@@ -33,7 +34,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("extra_args, message", list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
 def test_bad_input_is_refused_and_changes_nothing(extra_args, message):
-    rc, output, changed = run_site(*extra_args)
-    assert rc != 0, output[-3000:]
-    assert message in " ".join(output.split()), output[-3000:]
-    assert changed and set(changed.values()) == {0}, output[-3000:]
+    run = run_site(*extra_args)
+    assert run.rc != 0, run.output[-3000:]
+    assert message in flat(run.output), run.output[-3000:]
+    assert run.changed and set(run.changed.values()) == {0}, run.output[-3000:]

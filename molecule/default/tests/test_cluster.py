@@ -5,7 +5,8 @@ import os
 import re
 
 import pytest
-from conftest import PROJECT, SCHEDULER, WORKERS, get_host, private_address, run_playbook, run_python, run_site, workers_script
+from conftest import SCHEDULER, WORKERS, private_address, run_python, run_site, workers_script
+from helpers import PROJECT, get_host, run_playbook
 
 MIB = 2**20
 URLOPEN = "/usr/bin/python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())'"
@@ -148,15 +149,15 @@ def test_dashboard_answers_on_the_private_address(scheduler):
 
 
 def test_check_mode_on_the_converged_cluster_changes_nothing():
-    rc, output, changed = run_site("--check", "--diff")
-    assert rc == 0, output[-3000:]
-    assert changed == dict.fromkeys(UNITS, 0), output[-3000:]
+    run = run_site("--check", "--diff")
+    assert run.rc == 0, run.output[-3000:]
+    assert run.changed == dict.fromkeys(UNITS, 0), run.output[-3000:]
 
 
 def test_health_playbook_reports_every_worker():
-    rc, output, changed = run_playbook("health.yml")
-    assert rc == 0, output[-3000:]
-    assert set(changed.values()) == {0}
+    run = run_playbook("health.yml")
+    assert run.rc == 0, run.output[-3000:]
+    assert set(run.changed.values()) == {0}
     for worker in WORKERS:
-        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+tcp://", output), output[-3000:]
-    assert f"Healthy: {len(WORKERS)} worker(s) registered and running." in output
+        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+tcp://", run.output), run.output[-3000:]
+    assert f"Healthy: {len(WORKERS)} worker(s) registered and running." in run.output

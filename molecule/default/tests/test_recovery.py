@@ -2,7 +2,8 @@
 
 import time
 
-from conftest import WORKERS, get_host, run_playbook, workers_script
+from conftest import WORKERS, workers_script
+from helpers import flat, get_host, run_playbook
 
 
 def main_pid(host, unit):
@@ -57,12 +58,12 @@ def test_workers_come_back_after_a_scheduler_restart(scheduler, dask_json):
 def test_health_playbook_names_a_stopped_worker_and_site_brings_it_back():
     host = get_host(WORKERS[1])
     host.check_output("systemctl stop dask-worker.service")
-    rc, output, changed = run_playbook("health.yml")
-    assert rc != 0
-    assert f"Expected workers not registered with the scheduler: {WORKERS[1]}" in " ".join(output.split())
+    run = run_playbook("health.yml")
+    assert run.rc != 0
+    assert f"Expected workers not registered with the scheduler: {WORKERS[1]}" in flat(run.output)
     # The deployment puts it back and waits until it is registered again.
-    rc, output, changed = run_playbook("site.yml")
-    assert rc == 0, output[-3000:]
+    run = run_playbook("site.yml")
+    assert run.rc == 0, run.output[-3000:]
     assert host.service("dask-worker.service").is_running
-    rc, output, changed = run_playbook("health.yml")
-    assert rc == 0, output[-3000:]
+    run = run_playbook("health.yml")
+    assert run.rc == 0, run.output[-3000:]

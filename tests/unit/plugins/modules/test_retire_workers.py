@@ -174,8 +174,9 @@ def test_retire_one_of_two_workers_moves_its_data(make_cluster, make_data, capsy
     # Every key, the computed one too, now has a copy on w2.
     assert all("w2" in names for names in data.holders().values())
     assert data.intact()
-    # The scheduler's log of it carries the module's stimulus id.
-    [event] = events(cluster, "retire-workers")
+    # The scheduler's log of it carries the module's stimulus id (the second event is the
+    # retirement after waiting for running tasks).
+    event = events(cluster, "retire-workers")[0]
     assert event["retired"] == [w1.address] and event["could-not-retire"] == []
     assert event["stimulus_id"].startswith("dataplatform.dask.retire_workers-")
 
@@ -202,7 +203,7 @@ def test_retire_one_of_two_workers_moves_its_data(make_cluster, make_data, capsy
     assert "nothing to retire" in result["msg"]
 
 
-def test_results_that_land_after_retirement_move_on_a_rerun(make_cluster, make_data, capsys):
+def test_tasks_running_at_retirement_are_waited_for_and_their_results_moved(make_cluster, make_data, capsys):
     cluster = make_cluster()
     w1 = cluster.add_worker("w1")
     cluster.add_worker("w2")
@@ -212,6 +213,28 @@ def test_results_that_land_after_retirement_move_on_a_rerun(make_cluster, make_d
 
     failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
     assert not failed, result["msg"]
+    assert "they run no task" in result["msg"]
+
+    # The task that was running on w1 finished there, and its result moved away too.
+    assert slow.done()
+    assert "w2" in data.holders()[slow.key]
+    assert cluster.status_of("w1") == RETIRING
+
+    cluster.dask_loop.run(w1.close())
+    wait_until(lambda: cluster.status_of("w1") is None, what="w1 to leave")
+    assert data.intact()
+
+
+def test_without_waiting_results_that_land_after_retirement_move_on_a_rerun(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2")
+    data = make_data(cluster)
+    data.scatter(w1.address, count=3)
+    slow = data.start_slow(w1, 1.0)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], wait_for_tasks=False)
+    assert not failed, result["msg"]
 
     # A task that was running when w1 was retired finishes there: w1 holds its result only.
     data.wait(slow)
@@ -219,7 +242,7 @@ def test_results_that_land_after_retirement_move_on_a_rerun(make_cluster, make_d
     assert cluster.status_of("w1") == RETIRING
 
     # Retiring again (right before stopping) moves it: a change this time.
-    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], wait_for_tasks=False)
     assert not failed, result["msg"]
     assert result["changed"] is True
     assert "w2" in data.holders()[slow.key]
@@ -347,7 +370,7 @@ class SlowToGiveDataWorker(Worker):
     """A worker whose data takes a while to leave it, as a big spilled worker's does."""
 
     async def get_data(self, comm, keys, who=None, serializers=None):
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1)
         return await super().get_data(comm, keys, who=who, serializers=serializers)
 
 
@@ -359,13 +382,13 @@ def test_timeout_leaves_the_retirement_to_the_scheduler(make_cluster, make_data,
     data.scatter(w1.address, count=1)
 
     started = time.monotonic()
-    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], timeout=0.5)
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], timeout=0.3)
     elapsed = time.monotonic() - started
 
     assert failed and result["changed"] is True
-    assert "had not finished retiring w1 after 0.5 s" in result["msg"]
+    assert "had not finished retiring w1 after 0.3 s" in result["msg"]
     assert "nothing was stopped" in result["msg"] and "w1 is closing_gracefully" in result["msg"]
-    assert elapsed < 0.5 + 1.5, elapsed
+    assert elapsed < 0.3 + 1.5, elapsed
     # The scheduler finishes the retirement by itself.
     wait_until(lambda: events(cluster, "retire-workers"), what="the retirement to end")
     assert events(cluster, "retire-workers")[0]["retired"] == [w1.address]

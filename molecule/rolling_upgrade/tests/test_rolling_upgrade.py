@@ -1,0 +1,162 @@
+"""playbooks/rolling_upgrade.yml moves the workers to the new release while a
+client keeps its results and keeps computing. Tests run in file order."""
+
+import json
+import os
+import re
+import time
+
+from conftest import SCHEDULER, WORKERS, dask_versions
+from helpers import PROJECT, flat, get_host, run_playbook
+
+OLD = os.environ["DASK_UPGRADE_FROM_VERSION"]
+with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
+    NEW = re.search(r'^dask_common_version: "(.+)"$', defaults.read(), re.M).group(1)
+
+
+def wait_until_healthy(timeout=120):
+    # Between tests the scheduler may still run the old release.
+    args = ("-e", "dask_health_require_consistent_versions=false")
+    deadline = time.time() + timeout
+    run = run_playbook("health.yml", *args)
+    while run.rc != 0 and time.time() < deadline:
+        time.sleep(2)
+        run = run_playbook("health.yml", *args)
+    assert run.rc == 0, run.output[-2000:]
+
+
+def test_negative_control_a_restart_without_retiring_loses_data(session):
+    # Proves the checks below can fail: what the playbook exists to prevent.
+    client = session()
+    get_host(WORKERS[0]).check_output("systemctl restart dask-worker.service")
+    wait_until_healthy()
+    report = client.finish()
+    assert report["lost"], report
+    assert any(r["lost-scattered-tasks"] for r in report["removals"]), report["removals"]
+
+
+def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
+    assert set(dask_versions().values()) == {OLD}
+    client = session()
+    time.sleep(15)  # the client's throughput before the upgrade, for the figures
+    started = time.time()
+    run = run_playbook("rolling_upgrade.yml", "-e", f"dask_common_version={NEW}")
+    finished = time.time()
+    report = client.finish()
+    assert run.rc == 0, run.output[-4000:]
+
+    assert report["lost"] == {}, report["lost"]
+    assert report["removals"], "the workers were never removed: nothing was upgraded"
+    for removal in report["removals"]:
+        # Dask marks a removal "expected" only when the scheduler itself removes the
+        # worker; a drained worker stopped by systemd says expected=False. What matters
+        # is that it held nothing of its own when it went. (Tasks queued on it but not
+        # started go to other workers: "processing-tasks" may name them; none may fail.)
+        assert removal["lost-computed-tasks"] == [] and removal["lost-scattered-tasks"] == [], removal
+    assert report["failed"] == 0 and report["completed"] > 0, report
+    assert report["min_running_workers"] >= len(WORKERS) - 1, report["min_running_workers"]
+    assert report["worker_versions"] == [NEW] * len(WORKERS)
+    assert set(dask_versions().values()) == {NEW}
+
+    # Figures for scripts/bench_rolling_upgrade.sh: throughput before and during.
+    timeline = report["timeline"]
+    before = [t for t in timeline if float(t[0]) < started]
+    during = [t for t in timeline if started <= float(t[0]) <= finished]
+
+    def rate(points):
+        if len(points) < 2:
+            return None
+        return (points[-1][2] - points[0][2]) / (float(points[-1][0]) - float(points[0][0]))
+
+    figures = {
+        "workers": len(WORKERS),
+        "total_seconds": round(run.seconds, 1),
+        "per_worker_seconds": round(run.seconds / len(WORKERS), 1),
+        "tasks_per_second_before": rate(before),
+        "tasks_per_second_during": rate(during),
+        "min_running_workers": report["min_running_workers"],
+        "results_held": report["held"],
+        "results_lost": len(report["lost"]),
+        "tasks_failed": report["failed"],
+    }
+    os.makedirs(os.path.join(PROJECT, ".cache", "bench"), exist_ok=True)
+    with open(os.path.join(PROJECT, ".cache", "bench", "rolling_upgrade.json"), "w") as f:
+        json.dump(figures, f, indent=2)
+
+
+def test_a_rerun_skips_workers_already_upgraded():
+    run = run_playbook("rolling_upgrade.yml", "-e", f"dask_common_version={NEW}")
+    assert run.rc == 0, run.output[-4000:]
+    recap = run.output.split("PLAY RECAP")[-1]
+    assert set(re.findall(r"changed=(\d+)", recap)) == {"0"}, recap
+    assert "Retire the batch" in run.output and "skipping" in run.output
+
+
+def test_os_updates_restart_every_worker_without_losing_results(session):
+    client = session()
+    run = run_playbook(
+        "rolling_upgrade.yml", "-e", f"dask_common_version={NEW}", "-e", "dask_upgrade_os_packages=true"
+    )
+    report = client.finish()
+    assert run.rc == 0, run.output[-4000:]
+    assert "Apply the OS package updates to the drained worker" in run.output
+    assert len(report["removals"]) == len(WORKERS), report["removals"]
+    for removal in report["removals"]:
+        assert removal["lost-computed-tasks"] == [] and removal["lost-scattered-tasks"] == [], removal
+    assert report["lost"] == {} and report["failed"] == 0, report
+    assert report["min_running_workers"] >= len(WORKERS) - 1
+
+
+def test_refuses_to_retire_the_last_worker_and_stops_before_stopping_anything(session):
+    others = WORKERS[1:]
+    for name in others:
+        get_host(name).check_output("systemctl stop dask-worker.service")
+    try:
+        client = session(workers=1)
+        run = run_playbook(
+            "rolling_upgrade.yml",
+            "--limit", f"dask_schedulers,{WORKERS[0]}",
+            # The release it already runs, plus OS updates: the worker must be drained.
+            "-e", f"dask_common_version={NEW}",
+            "-e", "dask_upgrade_os_packages=true",
+            "-e", json.dumps({"dask_cluster_worker_names": [WORKERS[0]]}),
+        )
+        assert run.rc != 0, run.output[-4000:]
+        assert WORKERS[0] in flat(run.output) and "could not" in flat(run.output).lower(), run.output[-4000:]
+        host = get_host(WORKERS[0])
+        assert host.service("dask-worker.service").is_running
+        assert dask_versions()[WORKERS[0]] == NEW
+        report = client.finish()
+        assert report["lost"] == {}, report["lost"]
+        assert report["failed"] == 0
+    finally:
+        for name in others:
+            get_host(name).check_output("systemctl start dask-worker.service")
+        wait_until_healthy()
+
+
+def test_the_scheduler_is_not_restarted_while_a_client_is_connected(session):
+    client = session()
+    scheduler = get_host(SCHEDULER)
+    pid = scheduler.service("dask-scheduler.service").systemd_properties["MainPID"]
+    run = run_playbook(
+        "rolling_upgrade.yml", "-e", f"dask_common_version={NEW}",
+        "-e", "dask_upgrade_scheduler=true", "-e", "dask_upgrade_drain_timeout=10",
+    )
+    assert run.rc != 0
+    assert "The scheduler was not drained within 10 s (1 client(s) or published dataset(s)" in flat(run.output), run.output[-3000:]
+    assert scheduler.service("dask-scheduler.service").systemd_properties["MainPID"] == pid
+    report = client.finish()
+    assert report["lost"] == {} and report["failed"] == 0, report
+
+
+def test_the_scheduler_is_upgraded_last_in_a_drained_window():
+    scheduler = get_host(SCHEDULER)
+    assert scheduler.check_output("readlink /opt/dask/venvs/current").endswith(OLD)
+    run = run_playbook("rolling_upgrade.yml", "-e", f"dask_common_version={NEW}", "-e", "dask_upgrade_scheduler=true")
+    assert run.rc == 0, run.output[-4000:]
+    assert scheduler.check_output("readlink /opt/dask/venvs/current").endswith(NEW)
+    # The last step waited until every worker was back on one consistent release.
+    health = run_playbook("health.yml")
+    assert health.rc == 0, health.output[-3000:]
+    assert f"{len(WORKERS)} worker(s) registered and running" in health.output
