@@ -19,6 +19,8 @@ import os
 import ssl
 import traceback
 
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
 try:
     from distributed.comm.core import CommClosedError
     from distributed.core import rpc
@@ -47,6 +49,25 @@ SCHEDULER_CONNECTION_SPEC = dict(
     tls_cert=dict(type="path"),
     tls_key=dict(type="path"),
 )
+
+
+def scheduler_module(argument_spec, seconds_options):
+    """Build the AnsibleModule of a module that talks to a scheduler: the connection
+    options added, ``distributed`` required, the options in ``seconds_options`` positive."""
+    module = AnsibleModule(
+        argument_spec=dict(SCHEDULER_CONNECTION_SPEC, **argument_spec),
+        required_by=dict(tls_key=["tls_cert"]),
+        supports_check_mode=True,
+    )
+    if not HAS_DISTRIBUTED:
+        module.fail_json(
+            msg="%s %s" % (missing_required_lib("distributed"), DISTRIBUTED_HINT),
+            exception=DISTRIBUTED_IMPORT_ERROR,
+        )
+    for name in seconds_options:
+        if module.params[name] <= 0:
+            module.fail_json(msg="%s must be a positive number of seconds, got %s." % (name, module.params[name]))
+    return module
 
 
 class DaskCommError(Exception):

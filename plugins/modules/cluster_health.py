@@ -299,15 +299,10 @@ waited:
 
 import asyncio
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm import (
-    DISTRIBUTED_HINT,
-    DISTRIBUTED_IMPORT_ERROR,
-    HAS_DISTRIBUTED,
-    SCHEDULER_CONNECTION_SPEC,
     DaskCommError,
     connection_args,
+    scheduler_module,
 )
 from ansible_collections.dataplatform.dask.plugins.module_utils._dask_health import (
     check_cluster,
@@ -321,9 +316,8 @@ def summary(result):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            SCHEDULER_CONNECTION_SPEC,
+    module = scheduler_module(
+        dict(
             timeout=dict(type="float", default=10),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="float", default=300),
@@ -334,19 +328,9 @@ def main():
             expected_versions=dict(type="dict", default={}),
             require_consistent_versions=dict(type="bool", default=True),
         ),
-        required_by=dict(tls_key=["tls_cert"]),
-        supports_check_mode=True,
+        seconds_options=("timeout", "wait_timeout", "poll_interval"),
     )
     params = module.params
-
-    if not HAS_DISTRIBUTED:
-        module.fail_json(
-            msg="%s %s" % (missing_required_lib("distributed"), DISTRIBUTED_HINT),
-            exception=DISTRIBUTED_IMPORT_ERROR,
-        )
-    for name in ("timeout", "wait_timeout", "poll_interval"):
-        if params[name] <= 0:
-            module.fail_json(msg="%s must be a positive number of seconds, got %s." % (name, params[name]))
 
     address = params["scheduler_address"]
     try:

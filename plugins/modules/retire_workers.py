@@ -218,15 +218,10 @@ workers:
 
 import asyncio
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.dataplatform.dask.plugins.module_utils._dask_comm import (
-    DISTRIBUTED_HINT,
-    DISTRIBUTED_IMPORT_ERROR,
-    HAS_DISTRIBUTED,
-    SCHEDULER_CONNECTION_SPEC,
     DaskCommError,
     connection_args,
+    scheduler_module,
 )
 from ansible_collections.dataplatform.dask.plugins.module_utils._dask_retire import (
     empty_result,
@@ -235,9 +230,8 @@ from ansible_collections.dataplatform.dask.plugins.module_utils._dask_retire imp
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            SCHEDULER_CONNECTION_SPEC,
+    module = scheduler_module(
+        dict(
             names=dict(type="list", elements="str", required=True),
             missing_ok=dict(type="bool", default=False),
             wait_for_tasks=dict(type="bool", default=True),
@@ -246,19 +240,9 @@ def main():
             timeout=dict(type="float", default=300),
             connect_timeout=dict(type="float", default=10),
         ),
-        required_by=dict(tls_key=["tls_cert"]),
-        supports_check_mode=True,
+        seconds_options=("timeout", "connect_timeout"),
     )
     params = module.params
-
-    if not HAS_DISTRIBUTED:
-        module.fail_json(
-            msg="%s %s" % (missing_required_lib("distributed"), DISTRIBUTED_HINT),
-            exception=DISTRIBUTED_IMPORT_ERROR,
-        )
-    for name in ("timeout", "connect_timeout"):
-        if params[name] <= 0:
-            module.fail_json(msg="%s must be a positive number of seconds, got %s." % (name, params[name]))
     names = params["names"]
     if not names or any(not n.strip() for n in names):
         module.fail_json(msg="names must list the workers to retire by name, got %s." % (names,))
