@@ -12,3 +12,5 @@ export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-1}"
 export PATH="$DASK_VENV/bin:$PATH"
 # The older release the rolling-upgrade scenario starts from (its wheelhouse is built too).
 export DASK_UPGRADE_FROM_VERSION="2026.7.1"
+# The local AWS API (moto server on loopback) of the inventory, provisioning and fleet tests.
+export DASK_MOTO_ENDPOINT="${DASK_MOTO_ENDPOINT:-http://127.0.0.1:5055}"

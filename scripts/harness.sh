@@ -2,12 +2,13 @@
 # Prepares this machine for the demo and the test suite. Every step is
 # idempotent and cached, so `make demo` and `make test` can call it every time.
 #
-#   scripts/harness.sh [engine|image|venv|wheelhouse|all]...
+#   scripts/harness.sh [engine|image|venv|wheelhouse|moto|all]...
 #
 # engine      Debian's docker.io, debootstrap, shellcheck; starts dockerd if no engine answers
 # image       the systemd base image (Debian 12, debootstrap + docker import)
 # venv        the controller virtualenv from requirements.txt
 # wheelhouse  the offline Python wheelhouse the managed hosts install Dask from
+# moto        a local AWS API (EC2, Auto Scaling, STS) on loopback, for the AWS tests
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +23,7 @@ ensure_engine() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   # ansible-test sanity runs shellcheck on the scripts; it must not be skipped.
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v curl >/dev/null || missing+=(curl)
   if ((${#missing[@]})); then
     log "installing ${missing[*]} from Debian"
     apt-get update -q >/dev/null
@@ -108,6 +110,20 @@ ensure_wheelhouse() {
     || { tail -30 "$DASK_CACHE/wheelhouse.log"; log "wheelhouse build failed"; exit 1; }
 }
 
+ensure_moto() {
+  # The tests reset its state themselves (POST /moto-api/reset); it only has to answer.
+  if curl -sf -o /dev/null "$DASK_MOTO_ENDPOINT/moto-api/"; then
+    return
+  fi
+  local hostport="${DASK_MOTO_ENDPOINT#http://}"
+  [[ "${hostport%%:*}" == 127.0.0.1 ]] || { log "DASK_MOTO_ENDPOINT must be on loopback"; exit 1; }
+  log "starting moto_server on $DASK_MOTO_ENDPOINT (log: $DASK_CACHE/moto.log)"
+  nohup "$DASK_VENV/bin/moto_server" -H 127.0.0.1 -p "${hostport##*:}" >"$DASK_CACHE/moto.log" 2>&1 &
+  for _ in $(seq 30); do curl -sf -o /dev/null "$DASK_MOTO_ENDPOINT/moto-api/" && return; sleep 1; done
+  log "moto_server did not answer; see $DASK_CACHE/moto.log"
+  exit 1
+}
+
 mkdir -p "$DASK_CACHE"
 steps=("$@")
 ((${#steps[@]})) || steps=(all)
@@ -117,7 +133,8 @@ for step in "${steps[@]}"; do
     image) ensure_engine; ensure_image ;;
     venv) ensure_venv; ensure_collection_link; ensure_ansible_test_bootstrap ;;
     wheelhouse) ensure_venv; ensure_wheelhouse ;;
-    all) ensure_engine; ensure_image; ensure_venv; ensure_ansible_test_bootstrap; ensure_wheelhouse ;;
+    moto) ensure_engine; ensure_venv; ensure_moto ;;
+    all) ensure_engine; ensure_image; ensure_venv; ensure_ansible_test_bootstrap; ensure_wheelhouse; ensure_moto ;;
     *) log "unknown step: $step"; exit 2 ;;
   esac
 done
