@@ -1,11 +1,11 @@
-"""A user's session that lives through a rolling upgrade (or any disruption).
+"""A user's session that lives through a rolling upgrade, a scale-in (any disruption).
 
 Holds scattered and computed results on every worker, keeps submitting a steady
 stream of small tasks, samples how many workers are running, and when told to stop
 (a stop file appears) gathers every held result and reports, as one JSON document
 in the result file, whether anything was lost:
 
-    python upgrade_client.py SCHEDULER_ADDRESS WORKDIR [WORKERS]
+    python session_client.py SCHEDULER_ADDRESS WORKDIR [WORKERS]
 
 WORKDIR/ready appears once the results are placed; create WORKDIR/stop to finish;
 the report is WORKDIR/result.json. Runs with the cluster's own Dask.
