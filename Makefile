@@ -1,6 +1,6 @@
 # Everything runs through scripts/: they install what they need (Docker engine,
 # base image, venv, wheelhouse) and are safe to repeat.
-.PHONY: help setup demo demo-down test lint sanity unit molecule collection clean
+.PHONY: help setup demo demo-down test lint sanity unit integration molecule collection clean
 
 help:
 	@echo "make demo       deploy 1 scheduler + 2 workers in containers and run a computation"
@@ -20,7 +20,7 @@ demo-down:
 test:
 	scripts/test.sh
 
-lint sanity unit collection:
+lint sanity unit integration collection:
 	scripts/test.sh $@
 
 molecule:

@@ -2,7 +2,7 @@
 # The whole suite, as `make test` runs it. Every stage must run: a missing tool
 # fails the suite rather than skipping a stage.
 #
-#   scripts/test.sh [lint|sanity|unit|molecule|collection]...   (default: all, in this order)
+#   scripts/test.sh [lint|sanity|unit|integration|molecule|collection]...   (default: all, in this order)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +39,11 @@ unit() {
   pytest -q tests/unit
 }
 
+integration() {
+  stage "AWS integration tests (inventory, provisioning) against the local moto server"
+  pytest -q tests/integration
+}
+
 molecule_all() {
   stage "molecule (every scenario)"
   molecule test --all
@@ -52,12 +57,13 @@ collection() {
 
 "$REPO/scripts/harness.sh" all
 stages=("$@")
-((${#stages[@]})) || stages=(lint sanity unit molecule collection)
+((${#stages[@]})) || stages=(lint sanity unit integration molecule collection)
 for s in "${stages[@]}"; do
   case "$s" in
     lint) lint ;;
     sanity) sanity ;;
     unit) unit ;;
+    integration) integration ;;
     molecule) molecule_all ;;
     collection) collection ;;
     *) echo "unknown stage: $s" >&2; exit 2 ;;
