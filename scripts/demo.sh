@@ -61,14 +61,15 @@ up() {
   rm -rf "$rundir"
 
   local address
-  address="tcp://$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NETWORK\").IPAddress}}" "$SCHEDULER"):8786"
+  address="tls://$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NETWORK\").IPAddress}}" "$SCHEDULER"):8786"
   log "running an example computation on the cluster"
   docker exec -i "$SCHEDULER" /opt/dask/venvs/current/bin/python - "$address" "${#WORKERS[@]}" \
     <"$REPO/scripts/demo_compute.py"
   cat <<EOF
 
 Dask cluster is up: 1 scheduler, ${#WORKERS[@]} workers (containers on network $NETWORK).
-  scheduler address : $address  (from the containers)
+  scheduler address : $address  (mutual TLS; from this machine or the containers)
+  client config     : $DASK_CACHE/demo-ca/clients/client/dask-tls.yaml  (copy to ~/.config/dask/)
   dashboard         : http://127.0.0.1:$DASHBOARD_PORT/status
   a shell on a host : docker exec -it $SCHEDULER bash
   remove it         : make demo-down

@@ -20,7 +20,7 @@ class Session:
         with open(CLIENT) as f:
             source = f.read()
         self.host.check_output(f"cat > {self.workdir}/client.py <<'EOF'\n{source}\nEOF")
-        address = "tcp://" + self.host.check_output("hostname -I").split()[0] + ":8786"
+        address = "tls://" + self.host.check_output("hostname -I").split()[0] + ":8786"
         self.host.check_output(
             f"nohup {DASK_PYTHON} {self.workdir}/client.py {address} {self.workdir} {workers} "
             f">{self.workdir}/client.log 2>&1 &"

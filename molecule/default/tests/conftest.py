@@ -33,7 +33,7 @@ def workers():
 
 @pytest.fixture(scope="session")
 def scheduler_address(scheduler):
-    return f"tcp://{private_address(scheduler)}:8786"
+    return f"tls://{private_address(scheduler)}:8786"
 
 
 def run_python(host, source, *args):

@@ -20,8 +20,8 @@ BAD_INPUTS = {
     "no threads": ([*WORKERS_ONLY, "-e", "dask_worker_nthreads=0"], "Set dask_worker_nthreads to 1 or more"),
     "wrong type": ([*WORKERS_ONLY, "-e", "dask_worker_nthreads=three"], "dask_worker_nthreads"),
     "unreachable scheduler": (
-        [*WORKERS_ONLY, "-e", "dask_worker_scheduler_address=tcp://127.0.0.1:1"],
-        "The scheduler tcp://127.0.0.1:1 did not answer",
+        [*WORKERS_ONLY, "-e", "dask_worker_scheduler_address=tls://127.0.0.1:1"],
+        "The scheduler tls://127.0.0.1:1 did not answer",
     ),
     "no scheduler at all": (
         [*WORKERS_ONLY, "-e", "dask_worker_scheduler_group=nowhere"],

@@ -159,5 +159,5 @@ def test_health_playbook_reports_every_worker():
     assert run.rc == 0, run.output[-3000:]
     assert set(run.changed.values()) == {0}
     for worker in WORKERS:
-        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+tcp://", run.output), run.output[-3000:]
+        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+tls://", run.output), run.output[-3000:]
     assert f"Healthy: {len(WORKERS)} worker(s) registered and running." in run.output

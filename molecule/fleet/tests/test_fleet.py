@@ -14,7 +14,7 @@ def registered_workers(listing):
     address = host.check_output("hostname -I").split()[0]
     names = host.check_output(
         "/opt/dask/venvs/current/bin/python -c "
-        f"\"from distributed import Client; c = Client('tcp://{address}:8786', timeout=30); "
+        f"\"from distributed import Client; c = Client('tls://{address}:8786', timeout=30); "
         "import json; print(json.dumps(sorted(w['name'] for w in c.scheduler_info(n_workers=-1)['workers'].values())))\""
     )
     return json.loads(names)
