@@ -2,6 +2,7 @@
 as in the inventory) and runs of the collection's own playbooks."""
 
 import collections
+import json
 import os
 import re
 import subprocess
@@ -39,3 +40,18 @@ def run_playbook(name, *args):
     recap = output.split("PLAY RECAP")[-1]
     changed = {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.M)}
     return PlaybookRun(run.returncode, output, changed, time.monotonic() - start)
+
+
+def inventory_listing(source, env=None):
+    """`ansible-inventory --list` of an inventory source, as a dict."""
+    out = subprocess.run(
+        ["ansible-inventory", "-i", source, "--list"],
+        capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
+    ).stdout
+    # Values from the AWS API come out marked unsafe ({"__ansible_unsafe": value}).
+    return json.loads(out, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
+
+
+def group_hosts(listing, group):
+    """Sorted hosts of one group of an inventory listing."""
+    return sorted(listing.get(group, {}).get("hosts", []))

@@ -17,9 +17,10 @@ PROJECT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 INVENTORY = os.path.join(PROJECT, "inventories", "production", "production.aws_ec2.yml")
 ENDPOINT = os.environ.get("DASK_MOTO_ENDPOINT", "http://127.0.0.1:5055")
 sys.path.insert(0, os.path.join(PROJECT, "scripts"))
-# The Molecule helpers (flat) serve these tests too.
+# The Molecule helpers (inventory listings, flat) serve these tests too.
 sys.path.insert(0, os.path.join(PROJECT, "molecule", "shared"))
 import moto_platform  # noqa: E402
+from helpers import inventory_listing  # noqa: E402
 
 Run = collections.namedtuple("Run", "rc output changed")
 
@@ -51,16 +52,7 @@ def platform():
 
 
 def ansible_inventory(env=None):
-    out = subprocess.run(
-        ["ansible-inventory", "-i", INVENTORY, "--list"],
-        capture_output=True, text=True, check=True, env={**os.environ, **(env or {})},
-    ).stdout
-    # Values from the AWS API come out marked unsafe ({"__ansible_unsafe": value}).
-    return json.loads(out, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
-
-
-def group_hosts(listing, group):
-    return sorted(listing.get(group, {}).get("hosts", []))
+    return inventory_listing(INVENTORY, env)
 
 
 def run_playbook(name, extra_vars=None, *args, env=None):

@@ -1,7 +1,8 @@
 """inventories/production/production.aws_ec2.yml against instances created through
 the EC2 API: what it groups, names and excludes."""
 
-from conftest import ansible_inventory, ec2, group_hosts
+from conftest import ansible_inventory, ec2
+from helpers import group_hosts
 
 
 def launch(platform, tags, subnet=0):

@@ -4,8 +4,8 @@ import os
 
 import boto3
 
-from conftest import ansible_inventory, ec2, group_hosts, run_playbook
-from helpers import flat
+from conftest import ansible_inventory, ec2, run_playbook
+from helpers import flat, group_hosts
 
 GROUP = "dask-cluster-workers"
 

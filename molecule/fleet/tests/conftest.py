@@ -1,10 +1,8 @@
 """Fixtures of the fleet scenario: the fleet as the aws_ec2 inventory and the local
 EC2/Auto Scaling API see it, and the containers that stand in for its instances."""
 
-import json
 import os
 import re
-import subprocess
 import sys
 
 import boto3
@@ -12,22 +10,14 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 from client_session import Session  # noqa: E402
+from helpers import group_hosts, inventory_listing  # noqa: E402
 
 WORKERS_GROUP = "dask-cluster-workers"
 
 
 def inventory():
-    """`ansible-inventory --list` of the scenario's inventory (production file + overlay)."""
-    out = subprocess.run(
-        ["ansible-inventory", "-i", os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]), "--list"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    # Values from the AWS API come out marked unsafe ({"__ansible_unsafe": value}).
-    return json.loads(out, object_hook=lambda d: d.get("__ansible_unsafe", d) if len(d) == 1 else d)
-
-
-def group_hosts(listing, group):
-    return sorted(listing.get(group, {}).get("hosts", []))
+    """The scenario's inventory (production file + overlay) as ansible-inventory lists it."""
+    return inventory_listing(os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]))
 
 
 def container(listing, host):

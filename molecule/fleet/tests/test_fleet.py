@@ -3,8 +3,8 @@ by scale.yml (2 -> 3 -> 2) without losing results. Tests run in file order."""
 
 import json
 
-from conftest import container, group_hosts, instance_state, inventory, worker_group
-from helpers import flat, get_host, run_playbook
+from conftest import container, instance_state, inventory, worker_group
+from helpers import flat, get_host, group_hosts, run_playbook
 
 
 def registered_workers(listing):
