@@ -32,7 +32,8 @@ ensure_engine() {
   if ! docker info >/dev/null 2>&1; then
     # No systemd on this machine: run the daemon ourselves.
     log "starting dockerd (log: /var/log/dockerd.log)"
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    # Its own session: it outlives the shell (or tool job) that started it.
+    setsid nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
     for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; exit 1; }
   fi

@@ -1,0 +1,37 @@
+"""Fixtures for the freeipa scenario: the FreeIPA stand-in, the Dask hosts, and runs
+of the scenario's converge playbook (the role) with other variables."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from helpers import get_host, run_playbook  # noqa: E402
+
+SERVER = "dask-ipa-server"
+DASK_HOSTS = ["dask-ipa-1", "dask-ipa-2"]
+CONVERGE = os.path.join(os.path.dirname(__file__), "..", "converge.yml")
+# The directory's people (molecule/freeipa/prepare.yml).
+ALICE = {"name": "alice", "uid": 1234400001, "password": "alice-password", "group": "datascientists"}
+BOB = {"name": "bob", "uid": 1234400002, "password": "bob-password"}
+
+
+@pytest.fixture(scope="session")
+def server():
+    return get_host(SERVER)
+
+
+@pytest.fixture(scope="module", params=DASK_HOSTS)
+def dask_host(request):
+    return get_host(request.param)
+
+
+def run_role(*args):
+    """The role as the scenario converges it, with extra ansible-playbook arguments."""
+    return run_playbook(os.path.abspath(CONVERGE), *args)
+
+
+def pam(host, user, password, *steps):
+    """A login through PAM's `login` stack (pamtester), password on stdin."""
+    return host.run(f"printf '%s\\n' '{password}' | pamtester login {user} {' '.join(steps)}")
