@@ -20,7 +20,9 @@ class Session:
         with open(CLIENT) as f:
             source = f.read()
         self.host.check_output(f"cat > {self.workdir}/client.py <<'EOF'\n{source}\nEOF")
-        address = "tls://" + self.host.check_output("hostname -I").split()[0] + ":8786"
+        # The scheme the cluster runs: tls:// unless the hosts opted out (no TLS config).
+        scheme = "tls" if self.host.file("/etc/dask/20-tls.yaml").exists else "tcp"
+        address = f"{scheme}://" + self.host.check_output("hostname -I").split()[0] + ":8786"
         self.host.check_output(
             f"nohup {DASK_PYTHON} {self.workdir}/client.py {address} {self.workdir} {workers} "
             f">{self.workdir}/client.log 2>&1 &"

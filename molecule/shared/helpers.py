@@ -25,8 +25,8 @@ def flat(text):
 
 
 def run_playbook(name, *args):
-    """Run playbooks/<name> against the scenario's inventory. ``changed`` maps each
-    host of the recap to its changed count."""
+    """Run playbooks/<name> (or the playbook at an absolute path) against the
+    scenario's inventory. ``changed`` maps each host of the recap to its changed count."""
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     start = time.monotonic()
     run = subprocess.run(
@@ -40,6 +40,11 @@ def run_playbook(name, *args):
     recap = output.split("PLAY RECAP")[-1]
     changed = {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.M)}
     return PlaybookRun(run.returncode, output, changed, time.monotonic() - start)
+
+
+def run_converge(*args):
+    """Run the scenario's own converge.yml (its roles by FQCN) with more arguments."""
+    return run_playbook(os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"), *args)
 
 
 def inventory_listing(source, env=None):

@@ -5,9 +5,9 @@ import concurrent.futures
 import json
 
 import pytest
-from conftest import DASK_HOSTS, run_converge
+from conftest import DASK_HOSTS
 
-from helpers import flat, get_host
+from helpers import flat, get_host, run_converge
 
 DASK_HOSTS_ONLY = ["--limit", "dask_schedulers:dask_workers"]
 BAD_INPUTS = {

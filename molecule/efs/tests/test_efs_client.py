@@ -6,9 +6,9 @@ import shlex
 import uuid
 
 import pytest
-from conftest import EXPORT, MOUNT_POINT, SERVER, run_converge
+from conftest import EXPORT, MOUNT_POINT, SERVER
 
-from helpers import flat
+from helpers import flat, run_converge
 
 NFS_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev"
 FSTAB_LINE = f"{SERVER}:/ {MOUNT_POINT} nfs4 {NFS_OPTIONS} 0 0"

@@ -5,9 +5,9 @@ itself where the kernel has an NFS client."""
 import json
 
 import pytest
-from conftest import MOUNT_POINT, run_converge
+from conftest import MOUNT_POINT
 
-from helpers import get_host
+from helpers import get_host, run_converge
 
 HOST = "efs-dask-worker"
 FS_ID = "fs-0123456789abcdef0"

@@ -1,5 +1,5 @@
-"""Fixtures for the freeipa scenario: the FreeIPA stand-in, the Dask hosts, and runs
-of the scenario's converge playbook (the role) with other variables."""
+"""Fixtures for the freeipa scenario: the FreeIPA stand-in, the Dask hosts, the
+directory's people and PAM logins."""
 
 import os
 import sys
@@ -7,11 +7,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from helpers import get_host, run_playbook  # noqa: E402
+from helpers import get_host  # noqa: E402
 
 SERVER = "dask-ipa-server"
 DASK_HOSTS = ["dask-ipa-1", "dask-ipa-2"]
-CONVERGE = os.path.join(os.path.dirname(__file__), "..", "converge.yml")
 # The directory's people (molecule/freeipa/prepare.yml).
 ALICE = {"name": "alice", "uid": 1234400001, "password": "alice-password", "group": "datascientists"}
 BOB = {"name": "bob", "uid": 1234400002, "password": "bob-password"}
@@ -25,11 +24,6 @@ def server():
 @pytest.fixture(scope="module", params=DASK_HOSTS)
 def dask_host(request):
     return get_host(request.param)
-
-
-def run_role(*args):
-    """The role as the scenario converges it, with extra ansible-playbook arguments."""
-    return run_playbook(os.path.abspath(CONVERGE), *args)
 
 
 def pam(host, user, password, *steps):

@@ -2,8 +2,7 @@
 (runs first, against the joined hosts)."""
 
 import pytest
-from conftest import run_role
-from helpers import flat
+from helpers import flat, run_converge
 
 BAD_INPUTS = {
     "unknown join method": (["-e", "freeipa_client_join_method=realmd"], "freeipa_client_join_method must be"),
@@ -48,7 +47,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("extra_args, message", list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
 def test_bad_input_is_refused_and_changes_nothing(extra_args, message):
-    run = run_role(*extra_args)
+    run = run_converge(*extra_args)
     assert run.rc != 0, run.output[-3000:]
     assert message in flat(run.output), run.output[-3000:]
     assert run.changed and set(run.changed.values()) == {0}, run.output[-3000:]

@@ -1,15 +1,15 @@
 """Leaving the domain (freeipa_client_state: absent) undoes the sssd join, once, and
 a host that left can join again (runs last)."""
 
-from conftest import ALICE, run_role
-from helpers import get_host
+from conftest import ALICE
+from helpers import get_host, run_converge
 
 LEAVING = "dask-ipa-2"
 
 
 def test_a_host_leaves_and_joins_again():
     dask_host = get_host(LEAVING)
-    left = run_role("--limit", LEAVING, "-e", "freeipa_client_state=absent")
+    left = run_converge("--limit", LEAVING, "-e", "freeipa_client_state=absent")
     assert left.rc == 0, left.output[-3000:]
     assert dask_host.run(f"getent passwd {ALICE['name']}").rc != 0
     for path in ["/etc/krb5.keytab", "/etc/sssd/sssd.conf", "/etc/sssd/conf.d/50-dataplatform-dask.conf"]:
@@ -17,9 +17,9 @@ def test_a_host_leaves_and_joins_again():
     # No cached identity or password outlives the join.
     assert dask_host.check_output("find /var/lib/sss/db /var/lib/sss/mc -type f") == ""
 
-    again = run_role("--limit", LEAVING, "-e", "freeipa_client_state=absent")
+    again = run_converge("--limit", LEAVING, "-e", "freeipa_client_state=absent")
     assert again.rc == 0 and again.changed == {LEAVING: 0}, again.output[-3000:]
 
-    joined = run_role("--limit", LEAVING)
+    joined = run_converge("--limit", LEAVING)
     assert joined.rc == 0, joined.output[-3000:]
     assert dask_host.run(f"getent passwd {ALICE['name']}").rc == 0

@@ -160,3 +160,14 @@ def test_the_scheduler_is_upgraded_last_in_a_drained_window():
     health = run_playbook("health.yml")
     assert health.rc == 0, health.output[-3000:]
     assert f"{len(WORKERS)} worker(s) registered and running" in health.output
+
+
+def test_the_tls_opt_out_runs_plain_tcp_without_tls_files():
+    for host in [get_host(SCHEDULER)] + [get_host(w) for w in WORKERS]:
+        assert not host.file("/etc/dask/20-tls.yaml").exists
+        assert not host.file("/etc/dask/tls").exists
+    # The modules reach the scheduler without TLS options; the workers advertise tcp://.
+    run = run_playbook("health.yml")
+    assert run.rc == 0, run.output[-3000:]
+    for worker in WORKERS:
+        assert re.search(rf"{worker}\s+running\s+.*\stcp://", run.output), run.output[-3000:]
