@@ -23,5 +23,3 @@ def server():
 @pytest.fixture(scope="session", params=DASK_HOSTS)
 def dask_host(request):
     return get_host(request.param)
-
-
