@@ -1,0 +1,535 @@
+#!/usr/bin/env python
+"""How long deploying dataplatform.dask takes, next to the floors of the same machine.
+
+For each N (--workers, default 2,4,8) and each repetition (--repeat, default 3), on fresh
+systemd containers (the Molecule base platform of .config/molecule/config.yml) named
+dask-bench-* on the network dask-bench, with the docker connection, in this order:
+
+  Ansible floor       `ansible -m setup` over the 1 + N hosts: the least any run costs. Taken
+                      on the fresh hosts and again just before the no-change run; the mean is used.
+  install floor       on one more fresh container, by hand: apt-get install python3-venv,
+                      docker cp + untar of the wheelhouse archive, venv + offline
+                      `pip install --no-index --find-links`, then `dask scheduler` and
+                      `dask worker` (plain TCP, no TLS, no systemd) until the worker is registered.
+  Ansible floor 1     `ansible -m setup` over that one container (the floor of a scale-out).
+  cold deploy         playbooks/site.yml on the fresh hosts. It ends when every worker is
+                      registered (dask_worker waits for that with cluster_health).
+  health              playbooks/health.yml right after: confirms the registration. Reported on
+                      its own line, not counted in the cold deploy.
+  no-change re-run    site.yml again on the converged cluster.
+  --check             site.yml --check on the converged cluster.
+  scale-out           one more worker added to the inventory, site.yml --limit that worker
+                      (its preflight learns the scheduler's address from the scheduler);
+                      then health.yml over N + 1 workers confirms it registered.
+
+Ratios: cold deploy / (install floor + Ansible floor), no-change and --check / Ansible
+floor, scale-out / (install floor + Ansible floor 1). Growth: figure at the largest N /
+figure at the smallest. Every figure is the median over the repetitions; the machine is
+shared and noisy, so read the ratios, not the seconds.
+
+CPU seconds of each figure, in the containers (their cgroups) and on the controller
+(ansible and the docker clients it runs), are printed too: they change less with the
+machine's load than the seconds do, and show what waits and what computes.
+
+Every playbook runs with the ansible.posix.json stdout callback: its per-task durations are
+the profile (what profile_tasks prints), its per-host results tell which tasks reported
+changed on the no-change and --check runs and whether anything was installed twice.
+
+Usage: scripts/bench.py [--workers 2,4,8] [--repeat 3] [--forks 5] [--pipelining on|off]
+                        [--connection community.docker.docker_api] [--profile 15]
+                        [--output .cache/bench/bench.json]
+Run with the repo's venv after `scripts/harness.sh engine image venv wheelhouse` (`make bench`
+does both). Logs of every command: beside the output (.cache/bench/bench-logs/). Containers
+are removed at the end, and on an error or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIX = "dask-bench"
+NETWORK = "dask-bench"
+LABEL = "dataplatform.dask.bench"
+FLOOR_HOST = PREFIX + "-floor"
+SCHEDULER = PREFIX + "-scheduler"
+
+# (key, label, floor keys whose sum divides the figure, or None)
+FIGURES = [
+    ("ansible_floor", "Ansible floor: setup, 1+N hosts (mean of 2)", None),
+    ("install_floor", "install floor: 1 host by hand", None),
+    ("ansible_floor_1", "Ansible floor: setup over 1 host", None),
+    ("cold_deploy", "cold deploy (site.yml, registered)", ("install_floor", "ansible_floor")),
+    ("health", "health.yml after the deploy", None),
+    ("no_change", "no-change re-run", ("ansible_floor",)),
+    ("check", "--check run", ("ansible_floor",)),
+    ("scale_out", "scale-out +1 worker (--limit)", ("install_floor", "ansible_floor_1")),
+]
+# Actions that install software; one host should change each at most once in a deploy.
+INSTALL_ACTIONS = ("apt", "package", "dnf", "yum", "pip", "unarchive")
+FLOOR_REGISTERED = """
+import json, time, urllib.request
+deadline = time.time() + 120
+while time.time() < deadline:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8787/json/identity.json", timeout=2) as r:
+            if json.load(r)["workers"]:
+                raise SystemExit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+raise SystemExit("no worker registered within 120 s")
+"""
+
+
+# ---------------------------------------------------------------- pure logic (unit-tested)
+
+def median(values):
+    """Median of the values that are not None, or None."""
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(value, floors):
+    """value / sum(floors), or None when anything is missing."""
+    if value is None or not floors or any(f is None for f in floors) or not sum(floors):
+        return None
+    return value / sum(floors)
+
+
+def medians_by_size(rounds):
+    """{N: {figure: median seconds}} over the repetitions of each N."""
+    sizes = sorted({r["workers"] for r in rounds})
+    keys = sorted({k for r in rounds for k in r["seconds"]})
+    return {n: {k: median([r["seconds"].get(k) for r in rounds if r["workers"] == n]) for k in keys} for n in sizes}
+
+
+def cpu_medians_by_size(rounds):
+    """{N: {figure: {"hosts": median CPU s, "controller": median CPU s}}}."""
+    sizes = sorted({r["workers"] for r in rounds})
+    keys = sorted({k for r in rounds for k in r["cpu_seconds"]})
+    return {n: {k: {side: median([r["cpu_seconds"].get(k, {}).get(side) for r in rounds if r["workers"] == n])
+                    for side in ("hosts", "controller")} for k in keys} for n in sizes}
+
+
+def ratios_by_size(medians):
+    """{N: {figure: ratio to its floor}} for the figures that have one."""
+    return {n: {key: ratio(m.get(key), [m.get(f) for f in floors]) for key, dummy, floors in FIGURES if floors}
+            for n, m in medians.items()}
+
+
+def growth(medians, key):
+    """Figure at the largest N / at the smallest N (None with fewer than two sizes)."""
+    sizes = sorted(medians)
+    if len(sizes) < 2:
+        return None
+    return ratio(medians[sizes[-1]].get(key), [medians[sizes[0]].get(key)])
+
+
+def task_results(playbook_json):
+    """(task name, host, result) of every host result of an ansible.posix.json output."""
+    for play in playbook_json.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                yield task["task"]["name"], host, result
+
+
+def changed_tasks(playbook_json):
+    """Sorted 'task (host, ...)' of the tasks that reported changed."""
+    hosts = {}
+    for name, host, result in task_results(playbook_json):
+        if result.get("changed"):
+            hosts.setdefault(name, set()).add(host)
+    return sorted("%s (%s)" % (name, ", ".join(sorted(h))) for name, h in hosts.items())
+
+
+def tasks_run(playbook_json):
+    """How many tasks ran (were not skipped) on at least one host."""
+    return sum(1 for play in playbook_json.get("plays", []) for task in play.get("tasks", [])
+               if any(not r.get("skipped") for r in task.get("hosts", {}).values()))
+
+
+def _is_install(result):
+    action = result.get("action", "").rsplit(".", 1)[-1]
+    if action in INSTALL_ACTIONS:
+        return True
+    cmd = result.get("cmd") or []
+    cmd = cmd if isinstance(cmd, list) else cmd.split()
+    return action in ("command", "shell") and any(c.endswith("pip") for c in cmd) and "install" in cmd
+
+
+def installed_twice(playbook_json):
+    """'host: action x times' for every host on which one install action changed more than once."""
+    counts = {}
+    for dummy, host, result in task_results(playbook_json):
+        if result.get("changed") and _is_install(result):
+            key = (host, result["action"])
+            counts[key] = counts.get(key, 0) + 1
+    return sorted("%s: %s %d times" % (host, action, n) for (host, action), n in counts.items() if n > 1)
+
+
+def _parse_time(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def task_seconds(playbook_json):
+    """[(seconds, task name)] summed by name over a run, longest first (the profile)."""
+    totals = {}
+    for play in playbook_json.get("plays", []):
+        for task in play.get("tasks", []):
+            duration = task["task"]["duration"]
+            if "end" in duration:
+                seconds = (_parse_time(duration["end"]) - _parse_time(duration["start"])).total_seconds()
+                totals[task["task"]["name"]] = totals.get(task["task"]["name"], 0.0) + seconds
+    return sorted(((s, n) for n, s in totals.items()), key=lambda t: (-t[0], t[1]))
+
+
+def goals(medians, ratios, rounds):
+    """[(goal, value text, met)] of the issue's targets (reported, not asserted)."""
+    result = []
+    sizes = sorted(medians)
+    first = sizes[0]
+    result.append(("no-change re-run <= 4 x Ansible floor (N=%d)" % first,
+                   _x(ratios[first].get("no_change")), _le(ratios[first].get("no_change"), 4)))
+    result.append(("cold deploy <= 2 x (install + Ansible floor) (N=%d)" % first,
+                   _x(ratios[first].get("cold_deploy")), _le(ratios[first].get("cold_deploy"), 2)))
+    for key in ("cold_deploy", "no_change", "check", "scale_out"):
+        value = growth(medians, key)
+        result.append(("growth N=%d->%d of %s <= 2x" % (first, sizes[-1], key), _x(value), _le(value, 2)))
+    twice = sorted({t for r in rounds for t in r["installed_twice"]})
+    result.append(("nothing installed twice per host (cold deploy)", "; ".join(twice) or "none", not twice))
+    changed = sorted({t for r in rounds for t in r["changed"]["no_change"]})
+    result.append(("no task reports changed on a no-change re-run", "; ".join(changed) or "none", not changed))
+    return result
+
+
+def _x(value):
+    return "n/a" if value is None else "%.2fx" % value
+
+
+def _le(value, limit):
+    return None if value is None else value <= limit
+
+
+def format_table(medians, ratios, settings, cpu=None):
+    """The human table: medians per N, ratios to the floors, growth; CPU seconds if given."""
+    sizes = sorted(medians)
+    head = "%-42s" % "seconds, median of %d" % settings["repeat"] + "".join("%9s" % ("N=%d" % n) for n in sizes)
+    head += "%10s" % ("N=%d/N=%d" % (sizes[-1], sizes[0]) if len(sizes) > 1 else "")
+    lines = [head]
+    for key, label, floors in FIGURES:
+        cells = "".join("%9s" % ("-" if medians[n].get(key) is None else "%.1f" % medians[n][key]) for n in sizes)
+        lines.append("%-42s%s%10s" % (label, cells, _x(growth(medians, key)) if len(sizes) > 1 else ""))
+        if floors:
+            cells = "".join("%9s" % _x(ratios[n].get(key)) for n in sizes)
+            lines.append("%-42s%s" % ("  / (" + " + ".join(floors) + ")", cells))
+    if cpu:
+        lines.append("CPU seconds, median: containers+controller")
+        for key, label, dummy in FIGURES:
+            cells = "".join("%9s" % _cpu(cpu[n].get(key)) for n in sizes)
+            lines.append("%-42s%s" % ("  " + label, cells))
+    return "\n".join(lines)
+
+
+def _cpu(value):
+    if not value or value["controller"] is None:
+        return "-"
+    return "%s+%.0f" % ("?" if value["hosts"] is None else "%.0f" % value["hosts"], value["controller"])
+
+
+# ---------------------------------------------------------------- machine side
+
+def harness_env(args):
+    """The environment of scripts/env.sh (one definition), plus the run's knobs."""
+    out = subprocess.run(["bash", "-c", "source scripts/env.sh && env -0"], cwd=REPO, check=True,
+                         stdout=subprocess.PIPE).stdout.decode()
+    env = dict(line.split("=", 1) for line in out.split("\0") if "=" in line)
+    env.update(ANSIBLE_PIPELINING=str(args.pipelining == "on"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_JSON_INDENT="0", ANSIBLE_RETRY_FILES_ENABLED="0")
+    return env
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True).stdout.strip()
+
+
+def platform_options():
+    """docker run options, image and command of the Molecule base platform."""
+    with open(REPO / ".config" / "molecule" / "config.yml", encoding="utf-8") as f:
+        platform = yaml.safe_load(f)["platforms"][0]
+    options = ["--cap-add=%s" % c for c in platform.get("capabilities", [])]
+    options += ["--security-opt=%s" % o for o in platform.get("security_opts", [])]
+    options += ["--volume=%s" % v for v in platform.get("volumes", [])]
+    options += ["--tmpfs=%s" % t for t in platform.get("tmpfs", [])]
+    if "cgroupns_mode" in platform:
+        options.append("--cgroupns=%s" % platform["cgroupns_mode"])
+    return options + [platform["image"]] + platform["command"].split()
+
+
+def start_hosts(names):
+    """Fresh systemd containers, booted (not timed)."""
+    for name in names:
+        docker("run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--label", LABEL + "=true",
+               *platform_options())
+    for name in names:
+        state = docker("exec", name, "systemctl", "is-system-running", "--wait", check=False)
+        if state not in ("running", "degraded"):
+            raise SystemExit("container %s did not boot (systemd: %s)" % (name, state))
+
+
+def remove_hosts():
+    """Remove this benchmark's containers (by label) and its network; nothing else."""
+    ids = docker("ps", "-aq", "--filter", "label=%s=true" % LABEL).split()
+    if ids:
+        docker("rm", "-f", *ids)
+    docker("network", "rm", NETWORK, check=False)
+
+
+def run(cmd, env, log):
+    """Seconds the command took; its output goes to log (and .stderr). Fails loudly."""
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as out, open(str(log) + ".stderr", "w", encoding="utf-8") as err:
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=err, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit("failed (rc %d): %s\n  see %s and %s.stderr" % (proc.returncode, " ".join(map(str, cmd)), log, log))
+    return seconds
+
+
+def cpu_seconds():
+    """(CPU seconds of this benchmark's containers, of this process's finished children).
+
+    Containers: their cgroup's accounting (v1 cpuacct, or v2 cpu.stat), None where not readable.
+    Children: ansible, ansible-playbook, their forks and the docker clients they run.
+    """
+    hosts = 0.0
+    for cid in docker("ps", "-q", "--no-trunc", "--filter", "label=%s=true" % LABEL).split():
+        for path, scale in (("/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % cid, 1e-9),
+                            ("/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % cid, 1e-6)):
+            try:
+                with open(path, encoding="ascii") as f:
+                    hosts += int(f.read().split()[1 if path.endswith("stat") else 0]) * scale
+                break
+            except (OSError, ValueError, IndexError):
+                continue
+        else:
+            hosts = None
+            break
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return hosts, children.ru_utime + children.ru_stime
+
+
+def write_inventory(path, workers, ca_dir, env, connection):
+    group_vars = {
+        "ansible_connection": connection,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "dask_common_wheelhouse_dir": env["DASK_WHEELHOUSE_DIR"],
+        "dask_common_tls_ca_dir": str(ca_dir),
+        # 10 containers share the machine: a small fixed share per worker.
+        "dask_worker_nthreads": 1,
+        "dask_worker_memory_limit_mb": 1024,
+    }
+    inventory = {"all": {"vars": group_vars, "children": {
+        "dask_schedulers": {"hosts": {SCHEDULER: None}},
+        "dask_workers": {"hosts": {w: None for w in workers}},
+    }}}
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(inventory, f)
+
+
+class Round:
+    """One repetition at one N: containers, the measurements, their logs."""
+
+    def __init__(self, workers, rep, args, env, workdir, logdir):
+        self.n, self.rep, self.args, self.env = workers, rep, args, env
+        self.workdir, self.logdir = workdir, logdir
+        self.workers = ["%s-worker-%d" % (PREFIX, i) for i in range(1, workers + 2)]  # the last one scales out
+        self.inventory = workdir / "hosts.yml"
+        self.record = {"workers": workers, "rep": rep, "seconds": {}, "cpu_seconds": {}, "install_floor_parts": {},
+                       "changed": {}, "top_tasks": {}, "outside_tasks_seconds": {}, "tasks_run": {}}
+
+    def timed(self, key, commands):
+        """Runs the commands one after the other; records their seconds and CPU seconds under key."""
+        hosts_before, controller_before = cpu_seconds()
+        seconds = 0.0
+        for i, cmd in enumerate(commands):
+            seconds += run(cmd, self.env, self.logdir / ("N%d-r%d-%s-%d.log" % (self.n, self.rep, key, i)))
+        hosts_after, controller_after = cpu_seconds()
+        self.record["seconds"][key] = seconds
+        self.record["cpu_seconds"][key] = {
+            "hosts": None if hosts_before is None or hosts_after is None else hosts_after - hosts_before,
+            "controller": controller_after - controller_before}
+        return self.logdir / ("N%d-r%d-%s-%d.log" % (self.n, self.rep, key, len(commands) - 1))
+
+    def playbook(self, key, playbook, *extra):
+        """Runs a playbook; returns its ansible.posix.json result and keeps its profile."""
+        log = self.timed(key, [["ansible-playbook", "-i", str(self.inventory), "-f", str(self.args.forks),
+                                str(REPO / "playbooks" / playbook), *extra]])
+        with open(log, encoding="utf-8") as f:
+            text = f.read()
+        result = json.loads(text[text.index("{"):])
+        tasks = task_seconds(result)
+        self.record["top_tasks"][key] = tasks[:self.args.profile]
+        self.record["tasks_run"][key] = tasks_run(result)
+        # Start-up, parsing, includes, templating between tasks.
+        self.record["outside_tasks_seconds"][key] = self.record["seconds"][key] - sum(s for s, dummy in tasks)
+        return result
+
+    def ansible_floor(self, key, inventory):
+        self.timed(key, [["ansible", "all", "-i", str(inventory), "-f", str(self.args.forks), "-m", "ansible.builtin.setup"]])
+
+    def mean(self, key, *keys):
+        """Records under key the mean of the figures of keys (seconds and CPU seconds)."""
+        seconds, cpu = self.record["seconds"], self.record["cpu_seconds"]
+        seconds[key] = statistics.mean(seconds[k] for k in keys)
+        cpu[key] = {side: None if any(cpu[k][side] is None for k in keys) else statistics.mean(cpu[k][side] for k in keys)
+                    for side in ("hosts", "controller")}
+
+    def install_floor(self):
+        with open(REPO / "roles" / "dask_common" / "defaults" / "main.yml", encoding="utf-8") as f:
+            defaults = yaml.safe_load(f)
+        # The role's names: the archive dask-VERSION-pyPY.tar unpacks to VERSION-pyPY/.
+        top = "%s-py%s" % (defaults["dask_common_version"], defaults["dask_common_wheelhouse_python_version"])
+        archive = Path(self.env["DASK_WHEELHOUSE_DIR"]) / ("dask-%s.tar" % top)
+        # The exact package list the archive was built from.
+        packages = [p for p in Path(str(archive) + ".requirements").read_text(encoding="utf-8").split()
+                    if not p.startswith("--")]
+        on_host = ["docker", "exec", FLOOR_HOST]
+        steps = {
+            "floor_os_packages": [on_host + ["sh", "-c", "apt-get update -q && "
+                                             "DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv"]],
+            "floor_copy_unpack": [["docker", "cp", str(archive), FLOOR_HOST + ":/opt/wheelhouse.tar"],
+                                  on_host + ["tar", "-C", "/opt", "-xf", "/opt/wheelhouse.tar"]],
+            "floor_venv_pip": [on_host + ["sh", "-c", "python3 -m venv /opt/venv && /opt/venv/bin/pip install -q "
+                                          "--disable-pip-version-check --no-index --find-links /opt/%s %s"
+                                          % (top, " ".join("'%s'" % p for p in packages))]],
+            "floor_start_registered": [
+                ["docker", "exec", "-d", FLOOR_HOST, "/opt/venv/bin/dask", "scheduler", "--host", "127.0.0.1",
+                 "--dashboard-address", "127.0.0.1:8787"],
+                ["docker", "exec", "-d", FLOOR_HOST, "/opt/venv/bin/dask", "worker", "tcp://127.0.0.1:8786",
+                 "--nanny", "--nthreads", "1", "--memory-limit", "1024MiB"],
+                on_host + ["python3", "-c", FLOOR_REGISTERED]],
+        }
+        for key, commands in steps.items():
+            self.timed(key, commands)
+        seconds, cpu = self.record["seconds"], self.record["cpu_seconds"]
+        self.record["install_floor_parts"] = {k: seconds.pop(k) for k in steps}
+        seconds["install_floor"] = sum(self.record["install_floor_parts"].values())
+        parts = [cpu.pop(k) for k in steps]
+        cpu["install_floor"] = {side: None if any(p[side] is None for p in parts) else sum(p[side] for p in parts)
+                                for side in ("hosts", "controller")}
+
+    def measure(self):
+        say("N=%d rep %d: starting %d containers" % (self.n, self.rep, self.n + 3))
+        start_hosts([SCHEDULER, FLOOR_HOST] + self.workers)
+        write_inventory(self.inventory, self.workers[:-1], self.workdir / "ca", self.env, self.args.connection)
+        with open(self.workdir / "floor.yml", "w", encoding="utf-8") as f:
+            yaml.safe_dump({"all": {"hosts": {FLOOR_HOST: None}, "vars": {
+                "ansible_connection": self.args.connection, "ansible_python_interpreter": "/usr/bin/python3"}}}, f)
+        say("  floors")
+        self.ansible_floor("ansible_floor_fresh", self.inventory)
+        self.ansible_floor("ansible_floor_1", self.workdir / "floor.yml")
+        self.install_floor()
+        docker("rm", "-f", FLOOR_HOST)  # its Dask processes would take CPU from what follows
+        say("  cold deploy")
+        cold = self.playbook("cold_deploy", "site.yml")
+        self.record["installed_twice"] = installed_twice(cold)
+        self.record["changed"]["cold_deploy"] = len(changed_tasks(cold))
+        self.playbook("health", "health.yml")
+        # Again next to the runs it is the floor of, in case the machine's load changed.
+        self.ansible_floor("ansible_floor_converged", self.inventory)
+        self.mean("ansible_floor", "ansible_floor_fresh", "ansible_floor_converged")
+        say("  no-change re-run, --check")
+        self.record["changed"]["no_change"] = changed_tasks(self.playbook("no_change", "site.yml"))
+        self.record["changed"]["check"] = changed_tasks(self.playbook("check", "site.yml", "--check"))
+        say("  scale-out")
+        write_inventory(self.inventory, self.workers, self.workdir / "ca", self.env, self.args.connection)
+        self.playbook("scale_out", "site.yml", "--limit", self.workers[-1])
+        self.playbook("health_scaled", "health.yml")
+        say("  " + ", ".join("%s %.1fs" % kv for kv in self.record["seconds"].items()))
+        return self.record
+
+
+def say(text):
+    print("[bench] " + text, file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="2,4,8", help="comma-separated N (workers per cluster)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per N (the median is reported)")
+    parser.add_argument("--forks", type=int, default=5, help="ansible forks (-f); Ansible's default is 5")
+    parser.add_argument("--pipelining", choices=["on", "off"], default="on", help="ANSIBLE_PIPELINING")
+    parser.add_argument("--connection", default="community.docker.docker",
+                        help="ansible_connection of every host (community.docker.docker_api: no docker CLI per task)")
+    parser.add_argument("--profile", type=int, default=15, help="how many of the longest tasks to keep and print")
+    parser.add_argument("--output", type=Path, default=REPO / ".cache" / "bench" / "bench.json")
+    args = parser.parse_args(argv)
+    args.workers = sorted(int(n) for n in args.workers.split(","))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    env = harness_env(args)
+    logdir = args.output.parent / (args.output.stem + "-logs")
+    logdir.mkdir(parents=True, exist_ok=True)
+    settings = {"workers": args.workers, "repeat": args.repeat, "forks": args.forks, "pipelining": args.pipelining,
+                "connection": args.connection,
+                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    signal.signal(signal.SIGTERM, lambda *dummy: sys.exit("terminated"))
+    rounds = []
+    remove_hosts()
+    try:
+        # Repetitions outermost: a burst of load from elsewhere hits one repetition of every N.
+        for rep in range(1, args.repeat + 1):
+            for n in args.workers:
+                docker("network", "create", "--label", LABEL + "=true", NETWORK)
+                try:
+                    with tempfile.TemporaryDirectory(prefix="dask-bench-") as workdir:
+                        rounds.append(Round(n, rep, args, env, Path(workdir), logdir).measure())
+                finally:
+                    remove_hosts()
+    finally:
+        remove_hosts()
+    settings["load_average_end"] = os.getloadavg()
+    medians = medians_by_size(rounds)
+    ratios = ratios_by_size(medians)
+    report = goals(medians, ratios, rounds)
+    cpu = cpu_medians_by_size(rounds)
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump({"settings": settings, "medians": medians, "ratios": ratios, "cpu_seconds": cpu,
+                   "growth": {key: growth(medians, key) for key, dummy, dummy2 in FIGURES},
+                   "goals": [{"goal": g, "value": v, "met": m} for g, v, m in report], "rounds": rounds}, f, indent=1)
+    print("dataplatform.dask bench: 1 scheduler + N workers (containers), %s, forks %d, pipelining %s, load %.1f -> %.1f"
+          % (args.connection, args.forks, args.pipelining, settings["load_average_start"][0], settings["load_average_end"][0]))
+    print(format_table(medians, ratios, settings, cpu))
+    print("\ngoals (reported, not asserted):")
+    for goal, value, met in report:
+        print("  %-7s %-55s %s" % ({True: "met", False: "MISSED", None: "n/a"}[met], goal, value))
+    first = rounds[0]
+    for key in ("cold_deploy", "no_change"):
+        print("\nlongest tasks of %s, N=%d rep 1 (seconds; %d tasks ran; %.1f s outside tasks):"
+              % (key, first["workers"], first["tasks_run"][key], first["outside_tasks_seconds"][key]))
+        for seconds, name in first["top_tasks"][key]:
+            print("  %7.2f  %s" % (seconds, name))
+    print("\nwritten: %s (logs: %s)" % (args.output, logdir))
+
+
+if __name__ == "__main__":
+    main()
