@@ -28,6 +28,7 @@ BAD_INPUTS = {
         "No scheduler address for this worker",
     ),
     "unknown Dask version": ([*SCHEDULER_ONLY, "-e", "dask_common_version=2099.1.0"], "No wheelhouse for Dask 2099.1.0"),
+    "no Python for the venvs": ([*SCHEDULER_ONLY, "-e", "dask_common_python=/usr/bin/python2"], "/usr/bin/python2 on this host does not run"),
     "scheduler on all interfaces": ([*SCHEDULER_ONLY, "-e", "dask_scheduler_host=0.0.0.0"], "must be addresses of this host"),
 }
 

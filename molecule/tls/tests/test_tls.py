@@ -6,6 +6,8 @@ import shutil
 import stat
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from conftest import BUNDLE, SCHEDULER, WORKERS, cluster_ca, connect, issue
 
 from client_session import Session
@@ -98,6 +100,38 @@ def test_the_dashboard_serves_https_only(scheduler_ip):
         f"/opt/dask/venvs/current/bin/python -c \"import urllib.request; urllib.request.urlopen('http://{scheduler_ip}:8787/health')\""
     )
     assert plain.rc != 0
+
+
+def test_a_host_certificate_from_another_ca_is_replaced_by_the_next_deploy(tmp_path):
+    # A re-run keeps a certificate that fits without signing it again; one that names
+    # another CA (same key, same names) must be replaced, and the worker restarted on it.
+    worker = get_host(WORKERS[0])
+    current = x509.load_pem_x509_certificate(worker.file("/etc/dask/tls/host.pem").content)
+    other_ca, other_ca_key, _paths = issue(tmp_path, "other-ca")
+    foreign = (
+        x509.CertificateBuilder()
+        .subject_name(current.subject)
+        .issuer_name(other_ca.subject)
+        .public_key(current.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(current.not_valid_before_utc)
+        .not_valid_after(current.not_valid_after_utc)
+        .add_extension(current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
+        .sign(other_ca_key, hashes.SHA256())
+    )
+    pem = foreign.public_bytes(serialization.Encoding.PEM).decode()
+    worker.run_expect([0], f"cat > /etc/dask/tls/host.pem <<'EOF'\n{pem}EOF")
+    started = worker.service("dask-worker").systemd_properties["ActiveEnterTimestamp"]
+
+    run = run_playbook("site.yml")
+    assert run.rc == 0, run.output[-3000:]
+    assert run.changed[WORKERS[0]] > 0 and run.changed[WORKERS[1]] == 0, run.changed
+    replaced = x509.load_pem_x509_certificate(worker.file("/etc/dask/tls/host.pem").content)
+    ca_cert, _ca_key = cluster_ca()
+    replaced.verify_directly_issued_by(ca_cert)
+    assert replaced.public_key() == current.public_key()
+    # site.yml waits until the restarted worker is registered again.
+    assert worker.service("dask-worker").systemd_properties["ActiveEnterTimestamp"] != started
 
 
 def serials():
