@@ -30,7 +30,7 @@ def wheelhouse_base(scheduler):
     address = private_address(scheduler)
     scheduler.run_expect(
         [0],
-        f"systemd-run --unit wheelhouse-http python3 -m http.server {PORT} --bind {address} --directory {SERVED}",
+        f"systemd-run --unit wheelhouse-http /usr/bin/python3 -m http.server {PORT} --bind {address} --directory {SERVED}",
     )
     yield f"http://{address}:{PORT}", os.path.basename(archive)
     scheduler.run("systemctl stop wheelhouse-http")
@@ -53,6 +53,7 @@ def test_a_worker_installs_from_the_wheelhouse_url(wheelhouse_base, workers):
     assert re.search(downloaded, out), out[-3000:]
     assert re.search(rf"Unpack the wheelhouse from the controller\] \*+ skipping: \[{WORKER}\]", out), out[-3000:]
     assert worker.file(f"/opt/dask/venvs/{VERSION}/dask-requirements.txt").exists
+    assert not worker.file(f"/opt/dask/wheelhouse/{name}").exists
 
 
 def test_a_wheelhouse_url_with_another_archive_is_refused(wheelhouse_base, workers):
