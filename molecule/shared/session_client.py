@@ -75,6 +75,13 @@ def main(address, workdir, n_workers):
                 n = None
             if n is not None:
                 stats["min_running_workers"] = min(stats["min_running_workers"], n)
+                if n < len(workers) - 1:
+                    try:
+                        info = client.scheduler_info(n_workers=-1)["workers"]
+                        stats.setdefault("low", []).append(
+                            (time.time(), {w.get("name"): w.get("status") for w in info.values()}))
+                    except Exception:
+                        pass
             stats["timeline"].append((time.time(), n, stats["completed"]))
             time.sleep(0.5)
 
