@@ -40,15 +40,22 @@ def inc(x):
     return x + 1
 
 
+def registered_workers(client):
+    """The scheduler's workers, asked now. Not Client.scheduler_info(): it returns the client's
+    cached copy, which the client's own periodic poll (every 2 s) may replace, between the
+    fetch and the return, with one that lists no worker at all."""
+    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+
+
 def running_workers(client):
-    return sum(w.get("status") == "running" for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    return sum(w.get("status") == "running" for w in registered_workers(client).values())
 
 
 def main(address, workdir, n_workers):
     warnings.simplefilter("ignore")  # old/new release side by side prints version tables
     client = Client(address, timeout=30)
     client.wait_for_workers(n_workers, timeout=120)
-    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    workers = list(registered_workers(client))
 
     # Results only one worker holds: scattered data, and computed data pinned to it.
     held, expected = {}, {}
@@ -75,13 +82,6 @@ def main(address, workdir, n_workers):
                 n = None
             if n is not None:
                 stats["min_running_workers"] = min(stats["min_running_workers"], n)
-                if n < len(workers) - 1:
-                    try:
-                        info = client.scheduler_info(n_workers=-1)["workers"]
-                        stats.setdefault("low", []).append(
-                            (time.time(), {w.get("name"): w.get("status") for w in info.values()}))
-                    except Exception:
-                        pass
             stats["timeline"].append((time.time(), n, stats["completed"]))
             time.sleep(0.5)
 

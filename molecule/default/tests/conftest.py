@@ -76,7 +76,8 @@ def workers_script(count, timeout):
 client.wait_for_workers({count}, timeout={timeout})
 deadline = time.time() + {timeout}
 while True:
-    workers = [dict(w, address=a) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()]
+    # Asked now: Client.scheduler_info() may return a cached copy listing no worker.
+    workers = [dict(w, address=a) for a, w in client.sync(client.scheduler.identity, n_workers=-1)["workers"].items()]
     running = [w for w in workers if w.get("status") == "running"]
     if len(running) >= {count} or time.time() > deadline:
         break

@@ -12,10 +12,11 @@ def registered_workers(listing):
     [scheduler] = group_hosts(listing, "dask_schedulers")
     host = get_host(container(listing, scheduler))
     address = host.check_output("hostname -I").split()[0]
+    # Asked now: Client.scheduler_info() may return a cached copy listing no worker.
     names = host.check_output(
         "/opt/dask/venvs/current/bin/python -c "
         f"\"from distributed import Client; c = Client('tls://{address}:8786', timeout=30); "
-        "import json; print(json.dumps(sorted(w['name'] for w in c.scheduler_info(n_workers=-1)['workers'].values())))\""
+        "import json; print(json.dumps(sorted(w['name'] for w in c.sync(c.scheduler.identity, n_workers=-1)['workers'].values())))\""
     )
     return json.loads(names)
 
