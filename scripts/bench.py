@@ -95,7 +95,7 @@ FIGURES = [
 ]
 # How the client session fared through the rolling upgrade: (key, label, worst of the repetitions).
 UPGRADE_FIGURES = [
-    ("throughput_kept", "  client throughput during / before (median)", None),
+    ("throughput_kept", "  throughput kept, during/before (median)", None),
     ("min_running_workers", "  fewest running workers seen (worst)", min),
     ("results_lost", "  results lost (worst)", max),
     ("tasks_failed", "  client tasks failed (worst)", max),
