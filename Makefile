@@ -7,7 +7,7 @@ help:
 	@echo "make demo-down  remove the demo cluster"
 	@echo "make test       the whole suite: lint, sanity, unit, molecule, installed collection"
 	@echo "make setup      only prepare this machine (engine, image, venv, wheelhouse)"
-	@echo "make bench      time deploy, re-run, --check, scale-out against the floors (BENCH_WORKERS=2,4,8 BENCH_REPEAT=3 BENCH_ARGS=)"
+	@echo "make bench      time deploy, re-run, --check, scale-out, rolling upgrade against the floors (BENCH_WORKERS=2,4,8 BENCH_REPEAT=3 BENCH_ARGS=)"
 
 setup:
 	scripts/harness.sh all

@@ -21,6 +21,16 @@ dask-bench-* on the network dask-bench, with the docker connection, in this orde
   scale-out           one more worker added to the inventory, site.yml --limit that worker
                       (its preflight learns the scheduler's address from the scheduler);
                       then health.yml over N + 1 workers confirms it registered.
+  rolling upgrade     the pin in the inventory moved to the collection's release, then
+                      playbooks/rolling_upgrade.yml over the N + 1 workers, while the client
+                      session of the Molecule scenarios (molecule/shared) holds results on
+                      every worker and keeps submitting small tasks: seconds in all and per
+                      worker, the client's throughput during / before (15 s before the run),
+                      the fewest running workers it saw, results lost, tasks failed.
+
+The cluster is deployed on the older release of the rolling-upgrade scenario
+(DASK_UPGRADE_FROM_VERSION in scripts/env.sh), so that the upgrade has somewhere to go;
+the install floor installs the same release.
 
 Ratios: cold deploy / (install floor + Ansible floor), no-change and --check / Ansible
 floor, scale-out / (install floor + Ansible floor 1). Growth: figure at the largest N /
@@ -61,6 +71,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "molecule" / "shared"))
+from client_session import Session  # noqa: E402  (the scenarios' client session, testinfra)
+
 PREFIX = "dask-bench"
 NETWORK = "dask-bench"
 LABEL = "dataplatform.dask.bench"
@@ -77,7 +90,18 @@ FIGURES = [
     ("no_change", "no-change re-run", ("ansible_floor",)),
     ("check", "--check run", ("ansible_floor",)),
     ("scale_out", "scale-out +1 worker (--limit)", ("install_floor", "ansible_floor_1")),
+    ("rolling_upgrade", "rolling upgrade, N+1 workers", None),
+    ("rolling_upgrade_per_worker", "  per worker", None),
 ]
+# How the client session fared through the rolling upgrade: (key, label, worst of the repetitions).
+UPGRADE_FIGURES = [
+    ("throughput_kept", "  throughput kept, during/before (median)", None),
+    ("min_running_workers", "  fewest running workers seen (worst)", min),
+    ("results_lost", "  results lost (worst)", max),
+    ("tasks_failed", "  client tasks failed (worst)", max),
+]
+# Client throughput is measured this long before the rolling upgrade starts.
+THROUGHPUT_BEFORE_SECONDS = 15
 # Actions that install software; one host should change each at most once in a deploy.
 INSTALL_ACTIONS = ("apt", "package", "dnf", "yum", "pip", "unarchive")
 FLOOR_REGISTERED = """
@@ -123,6 +147,42 @@ def cpu_medians_by_size(rounds):
     keys = sorted({k for r in rounds for k in r["cpu_seconds"]})
     return {n: {k: {side: median([r["cpu_seconds"].get(k, {}).get(side) for r in rounds if r["workers"] == n])
                     for side in ("hosts", "controller")} for k in keys} for n in sizes}
+
+
+def upgrade_by_size(rounds):
+    """{N: {figure: median or worst over the repetitions}} of the client session's figures."""
+    out = {}
+    for n in sorted({r["workers"] for r in rounds}):
+        out[n] = {}
+        for key, dummy, worst in UPGRADE_FIGURES:
+            values = [r["upgrade"][key] for r in rounds
+                      if r["workers"] == n and r.get("upgrade") and r["upgrade"].get(key) is not None]
+            out[n][key] = (worst or median)(values) if values else None
+    return out
+
+
+def throughput(timeline, start, end):
+    """Tasks per second the client completed between start and end, from its samples
+    [(time, running workers, completed tasks)]; None with fewer than two samples."""
+    points = [p for p in timeline if start <= float(p[0]) <= end]
+    if len(points) < 2 or float(points[-1][0]) == float(points[0][0]):
+        return None
+    return (points[-1][2] - points[0][2]) / (float(points[-1][0]) - float(points[0][0]))
+
+
+def upgrade_figures(report, started, finished):
+    """The figures of one rolling upgrade from the client session's report."""
+    before = throughput(report["timeline"], started - THROUGHPUT_BEFORE_SECONDS, started)
+    during = throughput(report["timeline"], started, finished)
+    return {
+        "throughput_before": before,
+        "throughput_during": during,
+        "throughput_kept": ratio(during, [before]),
+        "min_running_workers": report["min_running_workers"],
+        "results_held": report["held"],
+        "results_lost": len(report["lost"]),
+        "tasks_failed": report["failed"],
+    }
 
 
 def ratios_by_size(medians):
@@ -224,8 +284,9 @@ def _le(value, limit):
     return None if value is None else value <= limit
 
 
-def format_table(medians, ratios, settings, cpu=None):
-    """The human table: medians per N, ratios to the floors, growth; CPU seconds if given."""
+def format_table(medians, ratios, settings, cpu=None, upgrade=None):
+    """The human table: medians per N, ratios to the floors, growth; the client session's
+    figures of the rolling upgrade and CPU seconds if given."""
     sizes = sorted(medians)
     head = "%-42s" % "seconds, median of %d" % settings["repeat"] + "".join("%9s" % ("N=%d" % n) for n in sizes)
     head += "%10s" % ("N=%d/N=%d" % (sizes[-1], sizes[0]) if len(sizes) > 1 else "")
@@ -236,12 +297,22 @@ def format_table(medians, ratios, settings, cpu=None):
         if floors:
             cells = "".join("%9s" % _x(ratios[n].get(key)) for n in sizes)
             lines.append("%-42s%s" % ("  / (" + " + ".join(floors) + ")", cells))
+    if upgrade:
+        for key, label, dummy in UPGRADE_FIGURES:
+            cells = "".join("%9s" % _upgrade_cell(key, (upgrade.get(n) or {}).get(key)) for n in sizes)
+            lines.append("%-42s%s" % (label, cells))
     if cpu:
         lines.append("CPU seconds, median: containers+controller")
         for key, label, dummy in FIGURES:
             cells = "".join("%9s" % _cpu(cpu[n].get(key)) for n in sizes)
             lines.append("%-42s%s" % ("  " + label, cells))
     return "\n".join(lines)
+
+
+def _upgrade_cell(key, value):
+    if value is None:
+        return "-"
+    return "%.0f%%" % (100 * value) if key == "throughput_kept" else "%d" % value
 
 
 def _cpu(value):
@@ -333,12 +404,18 @@ def cpu_seconds():
     return hosts, children.ru_utime + children.ru_stime
 
 
-def write_inventory(path, workers, ca_dir, env, connection):
+def role_defaults():
+    with open(REPO / "roles" / "dask_common" / "defaults" / "main.yml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def write_inventory(path, workers, ca_dir, env, connection, version):
     group_vars = {
         "ansible_connection": connection,
         "ansible_python_interpreter": "/usr/bin/python3",
         "dask_common_wheelhouse_dir": env["DASK_WHEELHOUSE_DIR"],
         "dask_common_tls_ca_dir": str(ca_dir),
+        "dask_common_version": version,
         # 10 containers share the machine: a small fixed share per worker.
         "dask_worker_nthreads": 1,
         "dask_worker_memory_limit_mb": 1024,
@@ -399,11 +476,9 @@ class Round:
         cpu[key] = {side: None if any(cpu[k][side] is None for k in keys) else statistics.mean(cpu[k][side] for k in keys)
                     for side in ("hosts", "controller")}
 
-    def install_floor(self):
-        with open(REPO / "roles" / "dask_common" / "defaults" / "main.yml", encoding="utf-8") as f:
-            defaults = yaml.safe_load(f)
+    def install_floor(self, version):
         # The role's names: the archive dask-VERSION-pyPY.tar unpacks to VERSION-pyPY/.
-        top = "%s-py%s" % (defaults["dask_common_version"], defaults["dask_common_wheelhouse_python_version"])
+        top = "%s-py%s" % (version, role_defaults()["dask_common_wheelhouse_python_version"])
         archive = Path(self.env["DASK_WHEELHOUSE_DIR"]) / ("dask-%s.tar" % top)
         # The exact package list the archive was built from.
         packages = [p for p in Path(str(archive) + ".requirements").read_text(encoding="utf-8").split()
@@ -433,17 +508,34 @@ class Round:
         cpu["install_floor"] = {side: None if any(p[side] is None for p in parts) else sum(p[side] for p in parts)
                                 for side in ("hosts", "controller")}
 
+    def write_inventory(self, workers, version):
+        write_inventory(self.inventory, workers, self.workdir / "ca", self.env, self.args.connection, version)
+
+    def rolling_upgrade(self, version):
+        """The pin moved to version, then rolling_upgrade.yml under a client session."""
+        self.write_inventory(self.workers, version)
+        session = Session(SCHEDULER, "bench-upgrade", len(self.workers))
+        time.sleep(THROUGHPUT_BEFORE_SECONDS)
+        started = time.time()
+        self.playbook("rolling_upgrade", "rolling_upgrade.yml")
+        finished = time.time()
+        report = session.finish()
+        self.record["seconds"]["rolling_upgrade_per_worker"] = self.record["seconds"]["rolling_upgrade"] / len(self.workers)
+        self.record["upgrade"] = upgrade_figures(report, started, finished)
+        self.record["upgrade"]["removals"] = report["removals"]
+
     def measure(self):
         say("N=%d rep %d: starting %d containers" % (self.n, self.rep, self.n + 3))
         start_hosts([SCHEDULER, FLOOR_HOST] + self.workers)
-        write_inventory(self.inventory, self.workers[:-1], self.workdir / "ca", self.env, self.args.connection)
+        old, new = self.env["DASK_UPGRADE_FROM_VERSION"], role_defaults()["dask_common_version"]
+        self.write_inventory(self.workers[:-1], old)
         with open(self.workdir / "floor.yml", "w", encoding="utf-8") as f:
             yaml.safe_dump({"all": {"hosts": {FLOOR_HOST: None}, "vars": {
                 "ansible_connection": self.args.connection, "ansible_python_interpreter": "/usr/bin/python3"}}}, f)
         say("  floors")
         self.ansible_floor("ansible_floor_fresh", self.inventory)
         self.ansible_floor("ansible_floor_1", self.workdir / "floor.yml")
-        self.install_floor()
+        self.install_floor(old)
         docker("rm", "-f", FLOOR_HOST)  # its Dask processes would take CPU from what follows
         say("  cold deploy")
         cold = self.playbook("cold_deploy", "site.yml")
@@ -457,9 +549,11 @@ class Round:
         self.record["changed"]["no_change"] = changed_tasks(self.playbook("no_change", "site.yml"))
         self.record["changed"]["check"] = changed_tasks(self.playbook("check", "site.yml", "--check"))
         say("  scale-out")
-        write_inventory(self.inventory, self.workers, self.workdir / "ca", self.env, self.args.connection)
+        self.write_inventory(self.workers, old)
         self.playbook("scale_out", "site.yml", "--limit", self.workers[-1])
         self.playbook("health_scaled", "health.yml")
+        say("  rolling upgrade %s -> %s of %d workers" % (old, new, len(self.workers)))
+        self.rolling_upgrade(new)
         say("  " + ", ".join("%s %.1fs" % kv for kv in self.record["seconds"].items()))
         return self.record
 
@@ -512,13 +606,14 @@ def main(argv=None):
     ratios = ratios_by_size(medians)
     report = goals(medians, ratios, rounds)
     cpu = cpu_medians_by_size(rounds)
+    upgrade = upgrade_by_size(rounds)
     with open(args.output, "w", encoding="utf-8") as f:
-        json.dump({"settings": settings, "medians": medians, "ratios": ratios, "cpu_seconds": cpu,
+        json.dump({"settings": settings, "medians": medians, "ratios": ratios, "cpu_seconds": cpu, "upgrade": upgrade,
                    "growth": {key: growth(medians, key) for key, dummy, dummy2 in FIGURES},
                    "goals": [{"goal": g, "value": v, "met": m} for g, v, m in report], "rounds": rounds}, f, indent=1)
     print("dataplatform.dask bench: 1 scheduler + N workers (containers), %s, forks %d, pipelining %s, load %.1f -> %.1f"
           % (args.connection, args.forks, args.pipelining, settings["load_average_start"][0], settings["load_average_end"][0]))
-    print(format_table(medians, ratios, settings, cpu))
+    print(format_table(medians, ratios, settings, cpu, upgrade))
     print("\ngoals (reported, not asserted):")
     for goal, value, met in report:
         print("  %-7s %-55s %s" % ({True: "met", False: "MISSED", None: "n/a"}[met], goal, value))

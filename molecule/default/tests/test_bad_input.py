@@ -1,6 +1,8 @@
 """Bad input is refused with a message naming the fix, before anything changes
 (runs first, against the converged cluster)."""
 
+import os
+
 import pytest
 from conftest import run_site
 from helpers import flat
@@ -29,6 +31,10 @@ BAD_INPUTS = {
     ),
     "unknown Dask version": ([*SCHEDULER_ONLY, "-e", "dask_common_version=2099.1.0"], "No wheelhouse for Dask 2099.1.0"),
     "no Python for the venvs": ([*SCHEDULER_ONLY, "-e", "dask_common_python=/usr/bin/python2"], "/usr/bin/python2 on this host does not run"),
+    "a worker host that is also the scheduler": (
+        ["--inventory", os.path.join(os.path.dirname(__file__), "worker_as_scheduler.yml"), "--limit", "dask-worker-1"],
+        "dask-worker-1 is in both dask_schedulers and dask_workers",
+    ),
     "scheduler on all interfaces": ([*SCHEDULER_ONLY, "-e", "dask_scheduler_host=0.0.0.0"], "must be addresses of this host"),
 }
 

@@ -54,11 +54,14 @@ def test_ratio_divides_by_the_sum_of_the_floors(value, floors, expected):
 
 
 def rounds():
-    def one(n, rep, cold, floor):
+    def one(n, rep, cold, floor, kept=0.8, lost=0):
         return {"workers": n, "rep": rep, "installed_twice": [], "changed": {"no_change": []},
                 "seconds": {"cold_deploy": cold, "ansible_floor": floor, "install_floor": 10.0, "no_change": 2 * floor,
-                            "check": floor, "scale_out": 20.0, "ansible_floor_1": 1.0}}
-    return [one(2, 1, 30.0, 2.0), one(2, 2, 40.0, 3.0), one(2, 3, 35.0, 2.5), one(8, 1, 70.0, 5.0)]
+                            "check": floor, "scale_out": 20.0, "ansible_floor_1": 1.0},
+                "upgrade": {"throughput_kept": kept, "min_running_workers": n - lost, "results_lost": lost,
+                            "tasks_failed": 0}}
+    return [one(2, 1, 30.0, 2.0), one(2, 2, 40.0, 3.0, kept=0.6, lost=1), one(2, 3, 35.0, 2.5, kept=0.7),
+            one(8, 1, 70.0, 5.0)]
 
 
 def test_medians_ratios_and_growth():
@@ -97,6 +100,30 @@ def test_task_seconds_sum_by_name_longest_first():
                                        (1.5, "Gather"), (1.5, "Write config"), (0.0, "Skipped")]
 
 
+def test_throughput_counts_completed_tasks_per_second_within_the_window():
+    timeline = [(100.0, 3, 0), (101.0, 3, 50), (102.0, 2, 80), (104.0, 3, 120), (105.0, 3, 200)]
+    assert bench.throughput(timeline, 100.0, 102.0) == pytest.approx(40.0)
+    assert bench.throughput(timeline, 102.0, 104.0) == pytest.approx(20.0)
+    assert bench.throughput(timeline, 104.5, 110.0) is None
+
+
+def test_upgrade_figures_read_the_client_session_report():
+    report = {"timeline": [(0.0, 3, 0), (15.0, 3, 1500), (25.0, 2, 2000), (35.0, 3, 2500)],
+              "min_running_workers": 2, "held": 24, "lost": {"scattered-0-0": "KeyError"}, "failed": 0}
+    figures = bench.upgrade_figures(report, 15.0, 35.0)
+    assert figures["throughput_before"] == pytest.approx(100.0)
+    assert figures["throughput_during"] == pytest.approx(50.0)
+    assert figures["throughput_kept"] == pytest.approx(0.5)
+    assert (figures["min_running_workers"], figures["results_held"], figures["results_lost"]) == (2, 24, 1)
+
+
+def test_upgrade_by_size_takes_the_median_throughput_and_the_worst_losses():
+    upgrade = bench.upgrade_by_size(rounds())
+    assert upgrade[2] == {"throughput_kept": 0.7, "min_running_workers": 1, "results_lost": 1, "tasks_failed": 0}
+    assert upgrade[8]["min_running_workers"] == 8
+    assert bench.upgrade_by_size([dict(rounds()[0], upgrade=None)])[2]["throughput_kept"] is None
+
+
 def test_format_table_has_a_row_per_figure_and_ratio():
     medians = bench.medians_by_size(rounds())
     table = bench.format_table(medians, bench.ratios_by_size(medians), {"repeat": 3})
@@ -104,3 +131,7 @@ def test_format_table_has_a_row_per_figure_and_ratio():
     assert "N=8/N=2" in lines[0]
     assert len(lines) == 1 + len(bench.FIGURES) + sum(1 for f in bench.FIGURES if f[2])
     assert any(line.startswith("cold deploy") and line.rstrip().endswith("2.00x") for line in lines)
+    with_upgrade = bench.format_table(medians, bench.ratios_by_size(medians), {"repeat": 3},
+                                      upgrade=bench.upgrade_by_size(rounds())).splitlines()
+    assert len(with_upgrade) == len(lines) + len(bench.UPGRADE_FIGURES)
+    assert any("throughput kept" in line and "70%" in line and "80%" in line for line in with_upgrade)
