@@ -25,5 +25,5 @@ def test_every_sample_sees_every_worker_while_the_client_polls_the_scheduler():
     with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}):
         with LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:
             client.wait_for_workers(2, timeout=30)
-            counts = [session_client.running_workers(client) for _ in range(2000)]
+            counts = [session_client.running_workers(client) for dummy in range(2000)]
     assert set(counts) == {2}
