@@ -93,7 +93,8 @@ FIGURES = [
     ("rolling_upgrade", "rolling upgrade, N+1 workers", None),
     ("rolling_upgrade_per_worker", "  per worker", None),
 ]
-# How the client session fared through the rolling upgrade: (key, label, worst of the repetitions).
+# How the client session fared through the rolling upgrade: (key, label, how the worst
+# repetition is picked, or None for the median of the repetitions).
 UPGRADE_FIGURES = [
     ("throughput_kept", "  throughput kept, during/before (median)", None),
     ("min_running_workers", "  fewest running workers seen (worst)", min),
