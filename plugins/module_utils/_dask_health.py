@@ -32,29 +32,43 @@ _BROADCAST_RESERVE = 0.2
 _MIN_ATTEMPT_TIMEOUT = 1.0
 
 
-async def read_cluster(remote, timeout):
-    """Read the scheduler's view with three handlers of the scheduler (distributed.scheduler):
+# Task states the scheduler reports per task prefix (get_task_prefix_states): any task in
+# one of them is something a client still holds or waits for.
+TASK_STATES = ("memory", "processing", "waiting", "erred", "released")
+
+
+async def read_cluster(remote, timeout, packages=(), read_tasks=False):
+    """Read the scheduler's view with handlers of the scheduler (distributed.scheduler):
 
     - ``identity()``: id, address, start time and every registered worker (name, status,
       nthreads, memory_limit, last_seen), from the scheduler's memory: cheap;
-    - ``versions()``: the scheduler's own versions;
-    - ``broadcast(msg={"op": "versions"}, on_error="ignore")``: each worker's ``versions``
-      handler, called by the scheduler; a worker that fails to answer is left out.
+    - ``versions(packages=...)``: the scheduler's own versions, of Dask's packages and of
+      ``packages`` (Dask reports others only when asked);
+    - ``broadcast(msg={"op": "versions", "packages": ...}, on_error="ignore")``: each
+      worker's ``versions`` handler, called by the scheduler; a worker that fails to answer
+      is left out;
+    - with ``read_tasks``, ``get_task_prefix_states()``: how many tasks are in each state.
 
-    Returns ``(identity, scheduler_versions, worker_versions)``; ``worker_versions`` is
-    ``None`` when the broadcast did not finish in time.
+    Returns ``(identity, scheduler_versions, worker_versions, task_counts)``;
+    ``worker_versions`` is ``None`` when the broadcast did not finish in time, and
+    ``task_counts`` is ``None`` unless ``read_tasks``.
     """
     started = time.monotonic()
+    packages = list(packages)
     identity = await remote.identity()
-    scheduler_versions = await remote.versions()
+    scheduler_versions = await remote.versions(packages=packages)
+    task_counts = None
+    if read_tasks:
+        prefixes = await remote.get_task_prefix_states()
+        task_counts = dict((state, sum(int(p.get(state) or 0) for p in prefixes.values())) for state in TASK_STATES)
     left = timeout * (1 - _BROADCAST_RESERVE) - (time.monotonic() - started)
     try:
         worker_versions = await asyncio.wait_for(
-            remote.broadcast(msg={"op": "versions"}, on_error="ignore"), max(left, 0.1)
+            remote.broadcast(msg={"op": "versions", "packages": packages}, on_error="ignore"), max(left, 0.1)
         )
     except asyncio.TimeoutError:
         worker_versions = None
-    return identity, scheduler_versions, worker_versions
+    return identity, scheduler_versions, worker_versions, task_counts
 
 
 def _packages(versions):
@@ -74,7 +88,7 @@ def version_matches(found, expected):
 
 def snapshot(raw):
     """Shape the raw answers of read_cluster() into the module's scheduler/workers values."""
-    identity, scheduler_versions, worker_versions = raw
+    identity, scheduler_versions, worker_versions, task_counts = raw
     workers = []
     for address, info in sorted(identity.get("workers", {}).items(), key=lambda kv: str(kv[1].get("name"))):
         # Dask names are whatever the worker was started with (LocalCluster uses ints).
@@ -93,8 +107,18 @@ def snapshot(raw):
         "id": identity.get("id"),
         "started": identity.get("started"),
         "versions": _packages(scheduler_versions),
+        "task_counts": task_counts,
     }
     return scheduler, workers
+
+
+def consistent_package_names(consistent_packages=()):
+    """Dask's own packages that must match, then the further ones asked for, each once."""
+    names = list(CONSISTENT_PACKAGES)
+    for name in consistent_packages:
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def _describe(mismatch):
@@ -107,9 +131,13 @@ def _names(items):
 
 
 def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_statuses=("running",),
-             expected_versions=None, require_consistent_versions=True):
+             expected_versions=None, require_consistent_versions=True, consistent_packages=(),
+             require_drained=False):
     """Judge a snapshot. Returns ``(facts, problems)``: facts are the module's return values
-    (all but scheduler/workers/waited/msg), problems are sentences, empty when healthy."""
+    (all but scheduler/workers/waited/msg), problems are sentences, empty when healthy.
+
+    ``consistent_packages`` are compared like Dask's own (with require_consistent_versions);
+    ``require_drained`` wants a scheduler that holds no task (``scheduler["task_counts"]``)."""
     expected_versions = dict((k, str(v)) for k, v in (expected_versions or {}).items())
     healthy_statuses = list(healthy_statuses)
     problems = []
@@ -157,7 +185,7 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
                 mismatches.append({"worker": node, "package": package, "expected": expected,
                                    "found": found, "reference": "expected_versions"})
     if require_consistent_versions:
-        for package in CONSISTENT_PACKAGES:
+        for package in consistent_package_names(consistent_packages):
             reference = scheduler["versions"].get(package)
             for node, versions in nodes:
                 if versions.get(package) != reference:
@@ -165,6 +193,13 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
                                        "found": versions.get(package), "reference": "scheduler"})
     if mismatches:
         problems.append("Package versions differ: %s." % "; ".join(_describe(m) for m in mismatches))
+
+    held = dict((state, n) for state, n in sorted((scheduler.get("task_counts") or {}).items()) if n)
+    if require_drained and held:
+        problems.append(
+            "The scheduler still holds %d task(s) (%s): a client has not released its results."
+            % (sum(held.values()), ", ".join("%s: %d" % item for item in held.items()))
+        )
 
     facts = {
         "worker_count": len(workers),
@@ -181,7 +216,7 @@ def unreadable_result(address, problem, waited=0.0):
     """The module's result when the scheduler could not be read at all (same keys as check_cluster's)."""
     return {
         "healthy": False,
-        "scheduler": {"address": address, "id": None, "started": None, "versions": {}},
+        "scheduler": {"address": address, "id": None, "started": None, "versions": {}, "task_counts": None},
         "workers": [],
         "problems": [problem],
         "waited": waited,
@@ -203,6 +238,10 @@ async def check_cluster(address, conn_args, timeout, criteria, wait=False, wait_
     """
     start = time.monotonic()
     deadline = start + (wait_timeout if wait else 0)
+    # Dask reports packages outside its own set only when they are named.
+    # ("python" is not a package: Dask reports it from the interpreter.)
+    asked = sorted((set(consistent_package_names(criteria.get("consistent_packages", ())))
+                    | set(criteria.get("expected_versions") or {})) - {"python"})
     while True:
         attempt_timeout = timeout
         if wait:
@@ -212,7 +251,8 @@ async def check_cluster(address, conn_args, timeout, criteria, wait=False, wait_
         try:
             raw = await call_scheduler(
                 address,
-                lambda remote, t=attempt_timeout: read_cluster(remote, t),
+                lambda remote, t=attempt_timeout: read_cluster(
+                    remote, t, packages=asked, read_tasks=criteria.get("require_drained", False)),
                 "read the cluster state",
                 attempt_timeout,
                 conn_args,

@@ -102,6 +102,25 @@ options:
       - Set to V(false) during a rolling upgrade, when old and new versions run side by side.
     type: bool
     default: true
+  consistent_packages:
+    description:
+      - Further packages that must have the scheduler's version on every worker judged, with
+        O(require_consistent_versions=true): the packages of the environment, for example V(pandas),
+        V(pyarrow) or V(s3fs). Dask neither compares nor even reports them unless asked.
+      - A package installed on the workers and missing on the scheduler (or the other way round)
+        is a mismatch.
+    type: list
+    elements: str
+    default: []
+  require_drained:
+    description:
+      - Require the scheduler to hold no task at all (none in memory, processing, waiting, erred or
+        released), that is, every client has released its results: a scheduler restart would then
+        lose nothing. Read from the scheduler's C(get_task_prefix_states) handler, whatever the
+        dashboard serves.
+      - With O(wait=true), waits for it (a drained window before restarting the scheduler).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dataplatform.dask.scheduler_connection
@@ -135,17 +154,17 @@ EXAMPLES = r"""
 
 - name: Wait until every worker of the inventory has joined and runs
   dataplatform.dask.cluster_health:
-    scheduler_address: "tls://{{ hostvars[groups['dask_scheduler'][0]].ansible_host }}:8786"
+    scheduler_address: "tls://{{ hostvars[groups['dask_schedulers'][0]].ansible_host }}:8786"
     tls_ca_file: /etc/dask/tls/ca.pem
-    tls_cert: /etc/dask/tls/node.pem
-    tls_key: /etc/dask/tls/node.key
+    tls_cert: /etc/dask/tls/host.pem
+    tls_key: /etc/dask/tls/host.key
     expected_workers: "{{ groups['dask_workers'] }}"
     expected_versions:
       dask: "2026.8.0"
       distributed: "2026.8.0"
     wait: true
     wait_timeout: 120
-  delegate_to: "{{ groups['dask_scheduler'][0] }}"
+  delegate_to: "{{ groups['dask_schedulers'][0] }}"
   run_once: true
   vars:
     ansible_python_interpreter: /opt/dask/venvs/current/bin/python
@@ -156,6 +175,19 @@ EXAMPLES = r"""
     min_workers: 3
     require_consistent_versions: false
   register: __dask_health
+
+- name: Check that every package of the environment is the same everywhere
+  dataplatform.dask.cluster_health:
+    scheduler_address: tcp://10.0.0.5:8786
+    consistent_packages: [bokeh, pandas, pyarrow, s3fs]
+
+- name: Wait until no client holds results any more (before restarting the scheduler)
+  dataplatform.dask.cluster_health:
+    scheduler_address: tcp://10.0.0.5:8786
+    require_drained: true
+    require_consistent_versions: false
+    wait: true
+    wait_timeout: 600
 
 - name: Show which workers run which dask
   ansible.builtin.debug:
@@ -200,6 +232,10 @@ scheduler:
       description: Package versions of the scheduler, by package name.
       type: dict
       sample: {"python": "3.11.7.final.0", "dask": "2026.8.0", "distributed": "2026.8.0"}
+    task_counts:
+      description: Tasks the scheduler holds, by state; V(null) unless O(require_drained=true).
+      type: dict
+      sample: {"memory": 40, "processing": 2, "waiting": 0, "erred": 0, "released": 0}
 workers:
   description: Registered workers, sorted by name.
   returned: always
@@ -327,6 +363,8 @@ def main():
             healthy_statuses=dict(type="list", elements="str", default=["running"]),
             expected_versions=dict(type="dict", default={}),
             require_consistent_versions=dict(type="bool", default=True),
+            consistent_packages=dict(type="list", elements="str", default=[]),
+            require_drained=dict(type="bool", default=False),
         ),
         seconds_options=("timeout", "wait_timeout", "poll_interval"),
     )
@@ -344,6 +382,8 @@ def main():
         healthy_statuses=params["healthy_statuses"],
         expected_versions=params["expected_versions"],
         require_consistent_versions=params["require_consistent_versions"],
+        consistent_packages=params["consistent_packages"],
+        require_drained=params["require_drained"],
     )
     result = asyncio.run(check_cluster(
         address,

@@ -123,7 +123,7 @@ EXAMPLES = r"""
     scheduler_address: tcp://127.0.0.1:8786
     names:
       - "{{ inventory_hostname }}"
-  delegate_to: "{{ groups['dask_scheduler'][0] }}"
+  delegate_to: "{{ groups['dask_schedulers'][0] }}"
   vars:
     ansible_python_interpreter: /opt/dask/venvs/current/bin/python
 
@@ -134,14 +134,14 @@ EXAMPLES = r"""
 
 - name: Scale in, with TLS; workers already gone are fine
   dataplatform.dask.retire_workers:
-    scheduler_address: "tls://{{ hostvars[groups['dask_scheduler'][0]].ansible_host }}:8786"
+    scheduler_address: "tls://{{ hostvars[groups['dask_schedulers'][0]].ansible_host }}:8786"
     tls_ca_file: /etc/dask/tls/ca.pem
-    tls_cert: /etc/dask/tls/node.pem
-    tls_key: /etc/dask/tls/node.key
+    tls_cert: /etc/dask/tls/host.pem
+    tls_key: /etc/dask/tls/host.key
     names: "{{ groups['dask_workers_to_remove'] }}"
     missing_ok: true
     timeout: 600
-  delegate_to: "{{ groups['dask_scheduler'][0] }}"
+  delegate_to: "{{ groups['dask_schedulers'][0] }}"
   run_once: true
   register: __dask_retired
   vars:

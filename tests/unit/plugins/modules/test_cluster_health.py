@@ -46,6 +46,20 @@ class OldCloudpickleWorker(Worker):
         return dict(answer, packages=dict(answer["packages"], cloudpickle="3.0.0"))
 
 
+class ExtraPackageWorker(Worker):
+    """A worker whose venv also has ``tabulate`` 0.9.0, which the scheduler's lacks.
+
+    Dask reports a package outside its own set only when asked for it by name, as the
+    scheduler's ``broadcast`` does when the module names it.
+    """
+
+    def versions(self, packages=None):
+        answer = super().versions(packages)
+        if "tabulate" in (packages or ()):
+            answer = dict(answer, packages=dict(answer["packages"], tabulate="0.9.0"))
+        return answer
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -241,6 +255,54 @@ def test_expected_versions(make_cluster, capsys):
          "reference": "expected_versions"}
     ]
     assert "w1 has dask %s, expected 2026.7.1 (from expected_versions)" % dask.__version__ in result["msg"]
+
+
+def test_a_package_of_the_environment_missing_on_the_scheduler_is_a_mismatch(make_cluster, capsys):
+    cluster = make_cluster()
+    cluster.add_worker("w1", worker_class=ExtraPackageWorker)
+
+    # Dask itself neither compares nor reports the package: the cluster looks healthy.
+    failed, result = run_module(capsys, scheduler_address=cluster.address)
+    assert not failed, result["msg"]
+    assert "tabulate" not in result["workers"][0]["versions"]
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, consistent_packages=["tabulate", "pytest"])
+    assert failed
+    assert result["scheduler"]["versions"]["tabulate"] is None
+    assert result["scheduler"]["versions"]["pytest"] == result["workers"][0]["versions"]["pytest"] == pytest.__version__
+    assert result["version_mismatches"] == [
+        {"worker": "w1", "package": "tabulate", "expected": None, "found": "0.9.0", "reference": "scheduler"}
+    ]
+    assert "w1 has tabulate 0.9.0, expected None (as on the scheduler)" in result["msg"]
+
+
+def test_drained_only_once_every_client_released_its_results(make_cluster, capsys):
+    from distributed import Client
+
+    cluster = make_cluster()
+    cluster.add_worker("w1")
+    client = Client(cluster.address, timeout=30)
+    try:
+        held = [client.scatter(b"x" * 1000), client.submit(sum, [1, 2])]
+        held[1].result()
+        failed, result = run_module(capsys, scheduler_address=cluster.address, require_drained=True)
+        assert failed
+        assert result["scheduler"]["task_counts"]["memory"] == 2
+        assert "The scheduler still holds 2 task(s) (memory: 2): a client has not released its results." in result["msg"]
+
+        # Waiting for the drain: the client releases its results meanwhile.
+        threading.Timer(1.0, lambda: [f.release() for f in held]).start()
+        failed, result = run_module(capsys, scheduler_address=cluster.address, require_drained=True,
+                                    wait=True, wait_timeout=30, poll_interval=0.2)
+        assert not failed, result["msg"]
+        assert 0.5 < result["waited"] < 20, result["waited"]
+        assert set(result["scheduler"]["task_counts"].values()) == {0}
+    finally:
+        client.close()
+
+    # Without require_drained the tasks are not read at all.
+    failed, result = run_module(capsys, scheduler_address=cluster.address)
+    assert result["scheduler"]["task_counts"] is None
 
 
 class TestTLS:
