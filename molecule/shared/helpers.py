@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import testinfra
+import yaml
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.abspath(os.path.join(__file__, "../../..")))
 
@@ -40,6 +41,27 @@ def run_playbook(name, *args):
     recap = output.split("PLAY RECAP")[-1]
     changed = {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.M)}
     return PlaybookRun(run.returncode, output, changed, time.monotonic() - start)
+
+
+def change_group_vars(**values):
+    """Change the scenario's group_vars/all, as a platform engineer edits the inventory's
+    group_vars: every later playbook run of the scenario sees the new values."""
+    path = os.path.join(os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]), "group_vars", "all")
+    with open(path) as f:
+        group_vars = yaml.safe_load(f) or {}
+    group_vars.update(values)
+    with open(path, "w") as f:
+        yaml.safe_dump(group_vars, f)
+
+
+def current_environment(host):
+    """The environment (<release>-<id>) the host's venvs/current link points at."""
+    return host.check_output("readlink /opt/dask/venvs/current").rsplit("/", 1)[-1]
+
+
+def main_pids(names, unit):
+    """MainPID of unit on each host: unchanged means not restarted."""
+    return {name: int(get_host(name).service(unit).systemd_properties["MainPID"]) for name in names}
 
 
 def run_converge(*args):

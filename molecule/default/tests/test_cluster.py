@@ -88,7 +88,8 @@ def test_configuration_files_are_private_to_the_dask_group():
     for path in ("/etc/dask/10-common.yaml", "/etc/dask/50-scheduler.yaml"):
         f = host.file(path)
         assert (f.user, f.group, f.mode) == ("root", "dask", 0o640)
-    assert host.file("/opt/dask/venvs/current").linked_to == "/opt/dask/venvs/2026.8.0"
+    # One venv per environment: <release>-<id of the package list, platforms and Python>.
+    assert re.fullmatch(r"/opt/dask/venvs/2026\.8\.0-[0-9a-f]{12}", host.file("/opt/dask/venvs/current").linked_to)
 
 
 def test_workers_registered_with_configured_resources(dask_json):

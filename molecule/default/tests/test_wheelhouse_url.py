@@ -10,20 +10,18 @@ import subprocess
 
 import pytest
 from conftest import SCHEDULER, WORKERS, private_address, run_site
-from helpers import PROJECT, flat
+from helpers import PROJECT, current_environment, flat
 
 WORKER = WORKERS[1]
 SERVED = "/srv/wheelhouse"
 PORT = 8800
 
-with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
-    VERSION = re.search(r'^dask_common_version: "(.+)"$', defaults.read(), re.M).group(1)
-
 
 @pytest.fixture(scope="module")
 def wheelhouse_base(scheduler):
     """Serve the controller's archive and a wrong one from the scheduler host over HTTP."""
-    [archive] = glob.glob(os.path.join(PROJECT, ".cache", "wheelhouse", f"dask-{VERSION}-py*.tar"))
+    # The archive of the environment the hosts run (its name carries the environment's id).
+    [archive] = glob.glob(os.path.join(PROJECT, ".cache", "wheelhouse", f"dask-{current_environment(scheduler)}-py*.tar"))
     scheduler.run_expect([0], f"mkdir -p {SERVED}")
     subprocess.run(["docker", "cp", archive, f"{SCHEDULER}:{SERVED}/"], check=True)
     scheduler.run_expect([0], f"head -c 100000 /dev/urandom > {SERVED}/other.tar")
@@ -37,9 +35,14 @@ def wheelhouse_base(scheduler):
     scheduler.run(f"rm -rf {SERVED}")
 
 
+def record(worker):
+    """The requirements record of the environment the current link points at."""
+    return f"/opt/dask/venvs/{current_environment(worker)}/dask-requirements.txt"
+
+
 def forget_the_install(worker):
     # Without its record the venv counts as incomplete: the next run installs again.
-    worker.run_expect([0], f"rm -f /opt/dask/venvs/{VERSION}/dask-requirements.txt")
+    worker.run_expect([0], f"rm -f {record(worker)}")
 
 
 def test_a_worker_installs_from_the_wheelhouse_url(wheelhouse_base, workers):
@@ -52,7 +55,7 @@ def test_a_worker_installs_from_the_wheelhouse_url(wheelhouse_base, workers):
     downloaded = rf"from dask_common_wheelhouse_url \(checked against the controller's archive\)\] \*+ changed: \[{WORKER}\]"
     assert re.search(downloaded, out), out[-3000:]
     assert re.search(rf"Unpack the wheelhouse from the controller\] \*+ skipping: \[{WORKER}\]", out), out[-3000:]
-    assert worker.file(f"/opt/dask/venvs/{VERSION}/dask-requirements.txt").exists
+    assert worker.file(record(worker)).exists
     assert not worker.file(f"/opt/dask/wheelhouse/{name}").exists
 
 
@@ -65,7 +68,7 @@ def test_a_wheelhouse_url_with_another_archive_is_refused(wheelhouse_base, worke
         assert run.rc != 0, run.output[-3000:]
         assert "checksum" in flat(run.output).lower(), run.output[-3000:]
         assert run.changed[WORKER] == 0, run.output[-3000:]
-        assert not worker.file(f"/opt/dask/venvs/{VERSION}/dask-requirements.txt").exists
+        assert not worker.file(record(worker)).exists
     finally:
         # Back to the controller's archive: the worker is whole again for any later test.
         run = run_site("--limit", WORKER)

@@ -1,6 +1,7 @@
 """Fixtures of the rolling-upgrade verify step: the hosts (docker backend, same
-names as the inventory) and the long-lived client session."""
+names as the inventory), the long-lived client session, and readings of what runs."""
 
+import json
 import os
 import re
 import sys
@@ -8,11 +9,12 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from client_session import Session  # noqa: E402
-from helpers import get_host  # noqa: E402
+from client_session import DASK_PYTHON, Session  # noqa: E402
+from helpers import get_host, run_playbook  # noqa: E402
 
 SCHEDULER = "dask-upgrade-scheduler"
 WORKERS = ["dask-upgrade-worker-1", "dask-upgrade-worker-2", "dask-upgrade-worker-3"]
+HOSTS = [SCHEDULER, *WORKERS]
 
 
 @pytest.fixture
@@ -21,6 +23,51 @@ def session(request):
     return lambda workers=len(WORKERS): Session(SCHEDULER, re.sub(r"\W", "_", request.node.name), workers)
 
 
+def running_environment(name, unit):
+    """The environment (<release>-<id>) the unit's main process runs: its interpreter's path
+    names the venv it started from, whatever the current link says now."""
+    host = get_host(name)
+    pid = host.service(unit).systemd_properties["MainPID"]
+    interpreter = host.file(f"/proc/{pid}/cmdline").content.split(b"\0")[0].decode()
+    return interpreter.split("/opt/dask/venvs/", 1)[1].split("/", 1)[0]
+
+
 def dask_versions():
-    """Dask release each worker's unit runs, read from the hosts."""
-    return {w: get_host(w).check_output("readlink /opt/dask/venvs/current").rsplit("/", 1)[-1] for w in WORKERS}
+    """Dask release each worker's process runs, read from the hosts."""
+    return {w: running_environment(w, "dask-worker.service").split("-", 1)[0] for w in WORKERS}
+
+
+WORKER_FACTS = r"""
+import json, resource, sys
+from importlib.metadata import version, PackageNotFoundError
+from distributed import Client
+
+def facts(dask_worker):
+    try:
+        tabulate = version("tabulate")
+    except PackageNotFoundError:
+        tabulate = None
+    return {"memory_target": dask_worker.memory_manager.memory_target_fraction,
+            "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "tabulate": tabulate}
+
+with Client(sys.argv[1], timeout=30) as client:
+    names = {a: str(w["name"]) for a, w in client.sync(client.scheduler.identity, n_workers=-1)["workers"].items()}
+    print(json.dumps({names[a]: f for a, f in client.run(facts).items()}))
+"""
+
+
+def running_worker_facts():
+    """What each running worker process has, asked through a client: its memory target,
+    its open-file limit and its version of tabulate (the package the tests add)."""
+    host = get_host(SCHEDULER)
+    scheme = "tls" if host.file("/etc/dask/20-tls.yaml").exists else "tcp"
+    address = f"{scheme}://" + host.check_output("hostname -I").split()[0] + ":8786"
+    out = host.check_output(f"{DASK_PYTHON} - {address} <<'EOF'\n{WORKER_FACTS}\nEOF")
+    return json.loads(out.splitlines()[-1])
+
+
+def health(consistent=False):
+    """health.yml's run and the restarts pending it reports, {host: [parts]}."""
+    run = run_playbook("health.yml", "-e", f"dask_health_require_consistent_versions={consistent}")
+    pending = {host: parts.split(", ") for host, parts in re.findall(r'"Restart pending on (\S+): ([^"]*)"', run.output)}
+    return run, pending

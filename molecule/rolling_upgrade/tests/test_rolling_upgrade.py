@@ -1,13 +1,14 @@
-"""playbooks/rolling_upgrade.yml moves the workers to the new release while a
-client keeps its results and keeps computing. Tests run in file order."""
+"""A new release is staged by site.yml and applied by playbooks/rolling_upgrade.yml,
+which moves the workers to it while a client keeps its results and keeps computing.
+Tests run in file order (test_staged_changes.py follows, on the new release)."""
 
 import json
 import os
 import re
 import time
 
-from conftest import SCHEDULER, WORKERS, dask_versions
-from helpers import PROJECT, flat, get_host, run_playbook
+from conftest import HOSTS, SCHEDULER, WORKERS, dask_versions, health, running_environment
+from helpers import PROJECT, change_group_vars, current_environment, flat, get_host, main_pids, run_playbook
 
 OLD = os.environ["DASK_UPGRADE_FROM_VERSION"]
 with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
@@ -35,10 +36,33 @@ def test_negative_control_a_restart_without_retiring_loses_data(session):
     assert any(r["lost-scattered-tasks"] for r in report["removals"]), report["removals"]
 
 
+def test_site_yml_stages_a_new_release_without_restarting_anything(session):
+    assert set(dask_versions().values()) == {OLD}
+    client = session()
+    schedulers, workers = main_pids([SCHEDULER], "dask-scheduler.service"), main_pids(WORKERS, "dask-worker.service")
+    change_group_vars(dask_common_version=NEW)
+    run = run_playbook("site.yml")
+    assert run.rc == 0, run.output[-4000:]
+    assert main_pids([SCHEDULER], "dask-scheduler.service") == schedulers
+    assert main_pids(WORKERS, "dask-worker.service") == workers
+    # Staged beside the running venv; the processes still run the old one.
+    for name in HOSTS:
+        assert current_environment(get_host(name)).startswith(NEW + "-")
+        assert running_environment(name, "dask-scheduler.service" if name == SCHEDULER else "dask-worker.service").startswith(OLD + "-")
+    assert "Restart pending (staged, nothing restarted)" in flat(run.output)
+    report = client.finish()
+    assert report["lost"] == {} and report["failed"] == 0 and report["removals"] == [], report
+
+    run, pending = health()
+    assert run.rc == 0, run.output[-3000:]
+    assert sorted(pending) == sorted(HOSTS), run.output[-3000:]
+    assert all(parts == [f"environment {current_environment(get_host(name))}"] for name, parts in pending.items()), pending
+
+
 def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
     assert set(dask_versions().values()) == {OLD}
     client = session()
-    run = run_playbook("rolling_upgrade.yml", "-e", f"dask_common_version={NEW}")
+    run = run_playbook("rolling_upgrade.yml")
     report = client.finish()
     assert run.rc == 0, run.output[-4000:]
 
@@ -54,10 +78,17 @@ def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
     assert report["min_running_workers"] >= len(WORKERS) - 1, report["min_running_workers"]
     assert report["worker_versions"] == [NEW] * len(WORKERS)
     assert set(dask_versions().values()) == {NEW}
+    # The scheduler keeps its restart pending (it is restarted only when asked, drained).
+    run, pending = health()
+    assert run.rc == 0 and sorted(pending) == [SCHEDULER], run.output[-3000:]
+    # The old environment is kept on the workers for a roll back, and nothing else.
+    for name in WORKERS:
+        venvs = get_host(name).check_output("ls /opt/dask/venvs").split()
+        assert sorted(v.split("-", 1)[0] for v in venvs) == [OLD, NEW, "current"], venvs
 
 
 def test_a_rerun_skips_workers_already_upgraded():
-    run = run_playbook("rolling_upgrade.yml", "-e", f"dask_common_version={NEW}")
+    run = run_playbook("rolling_upgrade.yml")
     assert run.rc == 0, run.output[-4000:]
     recap = run.output.split("PLAY RECAP")[-1]
     assert set(re.findall(r"changed=(\d+)", recap)) == {"0"}, recap
@@ -67,7 +98,7 @@ def test_a_rerun_skips_workers_already_upgraded():
 def test_os_updates_restart_every_worker_without_losing_results(session):
     client = session()
     run = run_playbook(
-        "rolling_upgrade.yml", "-e", f"dask_common_version={NEW}", "-e", "dask_upgrade_os_packages=true"
+        "rolling_upgrade.yml", "-e", "dask_upgrade_os_packages=true"
     )
     report = client.finish()
     assert run.rc == 0, run.output[-4000:]
@@ -112,26 +143,26 @@ def test_the_scheduler_is_not_restarted_while_a_client_is_connected(session):
     scheduler = get_host(SCHEDULER)
     pid = scheduler.service("dask-scheduler.service").systemd_properties["MainPID"]
     run = run_playbook(
-        "rolling_upgrade.yml", "-e", f"dask_common_version={NEW}",
-        "-e", "dask_upgrade_scheduler=true", "-e", "dask_upgrade_drain_timeout=10",
+        "rolling_upgrade.yml", "-e", "dask_upgrade_scheduler=true", "-e", "dask_scheduler_drain_timeout=10",
     )
     assert run.rc != 0
-    assert "The scheduler was not drained within 10 s (1 client(s) or published dataset(s)" in flat(run.output), run.output[-3000:]
+    assert "The scheduler was not drained within 10 s (The scheduler still holds" in flat(run.output), run.output[-3000:]
     assert scheduler.service("dask-scheduler.service").systemd_properties["MainPID"] == pid
     report = client.finish()
     assert report["lost"] == {} and report["failed"] == 0, report
 
 
 def test_the_scheduler_is_upgraded_last_in_a_drained_window():
-    scheduler = get_host(SCHEDULER)
-    assert scheduler.check_output("readlink /opt/dask/venvs/current").endswith(OLD)
-    run = run_playbook("rolling_upgrade.yml", "-e", f"dask_common_version={NEW}", "-e", "dask_upgrade_scheduler=true")
+    assert running_environment(SCHEDULER, "dask-scheduler.service").startswith(OLD + "-")
+    run = run_playbook("rolling_upgrade.yml", "-e", "dask_upgrade_scheduler=true")
     assert run.rc == 0, run.output[-4000:]
-    assert scheduler.check_output("readlink /opt/dask/venvs/current").endswith(NEW)
+    assert running_environment(SCHEDULER, "dask-scheduler.service") == current_environment(get_host(SCHEDULER))
+    assert current_environment(get_host(SCHEDULER)).startswith(NEW + "-")
     # The last step waited until every worker was back on one consistent release.
-    health = run_playbook("health.yml")
-    assert health.rc == 0, health.output[-3000:]
-    assert f"{len(WORKERS)} worker(s) registered and running" in health.output
+    run, pending = health(consistent=True)
+    assert run.rc == 0, run.output[-3000:]
+    assert f"{len(WORKERS)} worker(s) registered and running" in run.output
+    assert pending == {} and "No restart pending." in run.output
 
 
 def test_the_tls_opt_out_runs_plain_tcp_without_tls_files():

@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from conftest import BUNDLE, SCHEDULER, WORKERS, cluster_ca, connect, issue
 
 from client_session import Session
-from helpers import PROJECT, flat, get_host, run_playbook
+from helpers import flat, get_host, main_pids, run_playbook
 
-with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
-    VERSION = re.search(r'^dask_common_version: "(.+)"$', defaults.read(), re.M).group(1)
 EXPECTED = f"computed {sum(x * x for x in range(1000))}"
+# The scheduler's process at the start of the tests: only the drained window may replace it.
+SCHEDULER_PID = main_pids([SCHEDULER], "dask-scheduler.service")
 
 
 @pytest.fixture
@@ -104,7 +104,8 @@ def test_the_dashboard_serves_https_only(scheduler_ip):
 
 def test_a_host_certificate_from_another_ca_is_replaced_by_the_next_deploy(tmp_path):
     # A re-run keeps a certificate that fits without signing it again; one that names
-    # another CA (same key, same names) must be replaced, and the worker restarted on it.
+    # another CA (same key, same names) is replaced on disk, and the running worker, which
+    # keeps the certificate it loaded, gets a restart pending (applied by the test below).
     worker = get_host(WORKERS[0])
     current = x509.load_pem_x509_certificate(worker.file("/etc/dask/tls/host.pem").content)
     other_ca, other_ca_key, _paths = issue(tmp_path, "other-ca")
@@ -121,7 +122,7 @@ def test_a_host_certificate_from_another_ca_is_replaced_by_the_next_deploy(tmp_p
     )
     pem = foreign.public_bytes(serialization.Encoding.PEM).decode()
     worker.run_expect([0], f"cat > /etc/dask/tls/host.pem <<'EOF'\n{pem}EOF")
-    started = worker.service("dask-worker").systemd_properties["ActiveEnterTimestamp"]
+    before = main_pids(WORKERS, "dask-worker.service")
 
     run = run_playbook("site.yml")
     assert run.rc == 0, run.output[-3000:]
@@ -130,8 +131,8 @@ def test_a_host_certificate_from_another_ca_is_replaced_by_the_next_deploy(tmp_p
     ca_cert, _ca_key = cluster_ca()
     replaced.verify_directly_issued_by(ca_cert)
     assert replaced.public_key() == current.public_key()
-    # site.yml waits until the restarted worker is registered again.
-    assert worker.service("dask-worker").systemd_properties["ActiveEnterTimestamp"] != started
+    assert main_pids(WORKERS, "dask-worker.service") == before
+    assert f"{WORKERS[0]}: /etc/dask/tls/host.pem" in flat(run.output), run.output[-3000:]
 
 
 def serials():
@@ -144,20 +145,51 @@ def serials():
     }
 
 
-def test_due_certificates_are_renewed_by_the_rolling_upgrade_without_losing_results():
-    due = ("-e", "dask_common_tls_renew_days=400")  # longer than the 365-day certificates: all due
-    before = serials()
-    run = run_playbook("site.yml", *due)
-    assert run.rc == 0 and set(run.changed.values()) == {0}, run.output[-3000:]
-    assert "Renewing it restarts the service: run playbooks/rolling_upgrade.yml" in flat(run.output)
-    assert serials() == before
-
+def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgrade():
+    # Longer-lived certificates than the current ones' remaining days: all of them are due.
+    due = ("-e", "dask_common_tls_renew_days=400", "-e", "dask_common_tls_cert_days=500")
+    before, pids = serials(), main_pids(WORKERS, "dask-worker.service")
     client = Session(SCHEDULER, "renewal", len(WORKERS))
-    run = run_playbook("rolling_upgrade.yml", *due, "-e", f"dask_common_version={VERSION}")
+    # A scheduler setting changes with them: a scheduler-side change, staged too.
+    run = run_playbook("site.yml", *due, "-e", "dask_scheduler_worker_ttl=300s")
+    assert run.rc == 0, run.output[-3000:]
+    assert all(run.changed[name] > 0 for name in [SCHEDULER, *WORKERS]), run.changed
+    staged = serials()
+    assert all(staged[name] != before[name] for name in staged), (before, staged)
+    assert main_pids(WORKERS, "dask-worker.service") == pids
+    assert main_pids([SCHEDULER], "dask-scheduler.service") == SCHEDULER_PID
+    assert f"{SCHEDULER}: /etc/dask/50-scheduler.yaml, /etc/dask/tls/host.pem" in flat(run.output), run.output[-3000:]
+
+    run = run_playbook("rolling_upgrade.yml", *due, "-e", "dask_scheduler_worker_ttl=300s")
     report = client.finish()
     assert run.rc == 0, run.output[-4000:]
-    after = serials()
-    assert all(after[w] != before[w] for w in WORKERS), (before, after)
-    # The scheduler is renewed only in a drained window (dask_upgrade_scheduler).
-    assert after[SCHEDULER] == before[SCHEDULER]
+    # Issued once: the rolling upgrade applied what site.yml staged.
+    assert serials() == staged
+    after = main_pids(WORKERS, "dask-worker.service")
+    assert all(after[w] != pids[w] for w in WORKERS), (pids, after)
     assert report["lost"] == {} and report["failed"] == 0, report
+    assert len(report["removals"]) == len(WORKERS), report["removals"]
+    # The scheduler only in a drained window (dask_upgrade_scheduler): pending still.
+    assert main_pids([SCHEDULER], "dask-scheduler.service") == SCHEDULER_PID
+    assert "The scheduler has a restart pending (/etc/dask/50-scheduler.yaml, /etc/dask/tls/host.pem)" in flat(run.output)
+
+
+def test_the_scheduler_change_waits_for_a_drained_window_then_is_applied():
+    # Over the comm port, with the dashboard on HTTPS: the drain check does not use it.
+    client = Session(SCHEDULER, "drain", len(WORKERS))
+    args = ("-e", "dask_scheduler_worker_ttl=300s", "-e", "dask_upgrade_scheduler=true")
+    run = run_playbook("rolling_upgrade.yml", *args, "-e", "dask_scheduler_drain_timeout=10")
+    assert run.rc != 0
+    assert "The scheduler was not drained within 10 s (The scheduler still holds" in flat(run.output), run.output[-3000:]
+    assert main_pids([SCHEDULER], "dask-scheduler.service") == SCHEDULER_PID
+    report = client.finish()
+    assert report["lost"] == {} and report["failed"] == 0, report
+
+    # The client has gone: the scheduler restarts on its new certificate and setting.
+    run = run_playbook("rolling_upgrade.yml", *args)
+    assert run.rc == 0, run.output[-4000:]
+    assert main_pids([SCHEDULER], "dask-scheduler.service") != SCHEDULER_PID
+    run = run_playbook("health.yml")
+    assert run.rc == 0 and "No restart pending." in run.output, run.output[-3000:]
+    worker_ttl = get_host(SCHEDULER).check_output("grep worker-ttl /etc/dask/50-scheduler.yaml")
+    assert "300s" in worker_ttl
