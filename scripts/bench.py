@@ -24,8 +24,10 @@ dask-bench-* on the network dask-bench, with the docker connection, in this orde
   rolling upgrade     the pin in the inventory moved to the collection's release, then
                       playbooks/rolling_upgrade.yml over the N + 1 workers, while the client
                       session of the Molecule scenarios (molecule/shared) holds results on
-                      every worker and keeps submitting small tasks: seconds in all and per
-                      worker, the client's throughput during / before (15 s before the run),
+                      every worker and keeps submitting small tasks: seconds in all, of which
+                      staging (the site.yml plays: new venvs on every host at once) and the
+                      drained restarts (per worker: the batch plays / N + 1),
+                      the client's throughput during / before (15 s before the run),
                       the fewest running workers it saw, results lost, tasks failed.
 
 The cluster is deployed on the older release of the rolling-upgrade scenario
@@ -91,8 +93,12 @@ FIGURES = [
     ("check", "--check run", ("ansible_floor",)),
     ("scale_out", "scale-out +1 worker (--limit)", ("install_floor", "ansible_floor_1")),
     ("rolling_upgrade", "rolling upgrade, N+1 workers", None),
-    ("rolling_upgrade_per_worker", "  per worker", None),
+    ("rolling_upgrade_stage", "  staging (site.yml, all hosts)", None),
+    ("rolling_upgrade_per_worker", "  drained restart, per worker", None),
 ]
+# The play of rolling_upgrade.yml that restarts the workers, a batch at a time (each of
+# its batches is a play in the ansible.posix.json result); the plays before it stage.
+RESTART_PLAY = "Restart the workers with a restart pending"
 # How the client session fared through the rolling upgrade: (key, label, how the worst
 # repetition is picked, or None for the median of the repetitions).
 UPGRADE_FIGURES = [
@@ -256,6 +262,27 @@ def task_seconds(playbook_json):
                 seconds = (_parse_time(duration["end"]) - _parse_time(duration["start"])).total_seconds()
                 totals[task["task"]["name"]] = totals.get(task["task"]["name"], 0.0) + seconds
     return sorted(((s, n) for n, s in totals.items()), key=lambda t: (-t[0], t[1]))
+
+
+def play_seconds(playbook_json, name_prefix):
+    """Seconds spent in the plays whose name starts with name_prefix."""
+    total = 0.0
+    for play in playbook_json.get("plays", []):
+        duration = play["play"]["duration"]
+        if play["play"]["name"].startswith(name_prefix) and "end" in duration:
+            total += (_parse_time(duration["end"]) - _parse_time(duration["start"])).total_seconds()
+    return total
+
+
+def archive_of(wheelhouse_dir, version, packages, python_version):
+    """The wheelhouse archive of version whose recorded package list is packages
+    (the role names archives dask-<version>-<id>-py<python>.tar, <id> a hash of that list)."""
+    for archive in sorted(Path(wheelhouse_dir).glob("dask-%s-*-py%s.tar" % (version, python_version))):
+        recorded = Path(str(archive) + ".requirements").read_text(encoding="utf-8").split()
+        if [p for p in recorded if not p.startswith("--")] == packages:
+            return archive
+    raise SystemExit("no wheelhouse archive of Dask %s with %s in %s: run scripts/harness.sh wheelhouse"
+                     % (version, packages, wheelhouse_dir))
 
 
 def goals(medians, ratios, rounds):
@@ -478,12 +505,12 @@ class Round:
                     for side in ("hosts", "controller")}
 
     def install_floor(self, version):
-        # The role's names: the archive dask-VERSION-pyPY.tar unpacks to VERSION-pyPY/.
-        top = "%s-py%s" % (version, role_defaults()["dask_common_wheelhouse_python_version"])
-        archive = Path(self.env["DASK_WHEELHOUSE_DIR"]) / ("dask-%s.tar" % top)
-        # The exact package list the archive was built from.
-        packages = [p for p in Path(str(archive) + ".requirements").read_text(encoding="utf-8").split()
-                    if not p.startswith("--")]
+        # The default package list of the role; the archive unpacks to its environment's name.
+        defaults = role_defaults()
+        packages = [p.replace("{{ dask_common_version }}", version) for p in defaults["dask_common_packages"]]
+        archive = archive_of(self.env["DASK_WHEELHOUSE_DIR"], version, packages,
+                             defaults["dask_common_wheelhouse_python_version"])
+        top = archive.name[len("dask-"):].rsplit("-py", 1)[0]
         on_host = ["docker", "exec", FLOOR_HOST]
         steps = {
             "floor_os_packages": [on_host + ["sh", "-c", "apt-get update -q && "
@@ -518,10 +545,12 @@ class Round:
         session = Session(SCHEDULER, "bench-upgrade", len(self.workers))
         time.sleep(THROUGHPUT_BEFORE_SECONDS)
         started = time.time()
-        self.playbook("rolling_upgrade", "rolling_upgrade.yml")
+        result = self.playbook("rolling_upgrade", "rolling_upgrade.yml")
         finished = time.time()
         report = session.finish()
-        self.record["seconds"]["rolling_upgrade_per_worker"] = self.record["seconds"]["rolling_upgrade"] / len(self.workers)
+        restarts = play_seconds(result, RESTART_PLAY)
+        self.record["seconds"]["rolling_upgrade_stage"] = self.record["seconds"]["rolling_upgrade"] - restarts
+        self.record["seconds"]["rolling_upgrade_per_worker"] = restarts / len(self.workers)
         self.record["upgrade"] = upgrade_figures(report, started, finished)
         self.record["upgrade"]["removals"] = report["removals"]
 

@@ -4,6 +4,7 @@ every worker and computing until finish() asks for its report."""
 
 import json
 import os
+import re
 import time
 
 from helpers import get_host
@@ -25,7 +26,7 @@ class Session:
         address = f"{scheme}://" + self.host.check_output("hostname -I").split()[0] + ":8786"
         self.host.check_output(
             f"nohup {DASK_PYTHON} {self.workdir}/client.py {address} {self.workdir} {workers} "
-            f">{self.workdir}/client.log 2>&1 &"
+            f">{self.workdir}/client.log 2>&1 & echo $! >{self.workdir}/pid"
         )
         self._wait_for("ready", 180)
 
@@ -38,8 +39,29 @@ class Session:
         log = self.host.run(f"tail -50 {self.workdir}/client.log").stdout
         raise AssertionError(f"the client wrote no {name} within {timeout}s:\n{log}")
 
+    def close(self):
+        """End the client if it still runs (a test that failed before finish()): a client left
+        holding results would keep the scheduler from ever being drained."""
+        self.host.run(f"kill $(cat {self.workdir}/pid) 2>/dev/null")
+
     def finish(self):
         """Stop computing, gather every held result, return the report."""
         self.host.check_output(f"touch {self.workdir}/stop")
         self._wait_for("result.json", 600)
         return json.loads(self.host.file(f"{self.workdir}/result.json").content_string)
+
+
+class Sessions:
+    """What a test's session fixture yields: call it to start a Session (named after the test),
+    and close() at the test's end ends every one still running, whatever happened."""
+
+    def __init__(self, scheduler, test_name, workers):
+        self.scheduler, self.name, self.workers, self.started = scheduler, re.sub(r"\W", "_", test_name), workers, []
+
+    def __call__(self, workers=None):
+        self.started.append(Session(self.scheduler, f"{self.name}{len(self.started)}", workers or self.workers))
+        return self.started[-1]
+
+    def close(self):
+        for session in self.started:
+            session.close()

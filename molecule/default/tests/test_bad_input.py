@@ -36,6 +36,13 @@ BAD_INPUTS = {
         "dask-worker-1 is in both dask_schedulers and dask_workers",
     ),
     "scheduler on all interfaces": ([*SCHEDULER_ONLY, "-e", "dask_scheduler_host=0.0.0.0"], "must be addresses of this host"),
+    "a renewal window as long as the certificates' lifetime": (
+        [*SCHEDULER_ONLY, "-e", "dask_common_tls_renew_days=400"],
+        "dask_common_tls_renew_days (400) must be less than dask_common_tls_cert_days (365)",
+    ),
+    "an undrained restart that is not a boolean": (
+        [*WORKERS_ONLY, "-e", "dask_worker_restart_undrained=sometimes"], "dask_worker_restart_undrained",
+    ),
 }
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from client_session import DASK_PYTHON, Session  # noqa: E402
+from client_session import DASK_PYTHON, Sessions  # noqa: E402
 from helpers import get_host, run_playbook  # noqa: E402
 
 SCHEDULER = "dask-upgrade-scheduler"
@@ -20,7 +20,9 @@ HOSTS = [SCHEDULER, *WORKERS]
 @pytest.fixture
 def session(request):
     """Start a client session named after the test; call with the number of workers."""
-    return lambda workers=len(WORKERS): Session(SCHEDULER, re.sub(r"\W", "_", request.node.name), workers)
+    sessions = Sessions(SCHEDULER, request.node.name, len(WORKERS))
+    yield sessions
+    sessions.close()
 
 
 def running_environment(name, unit):

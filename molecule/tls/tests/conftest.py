@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+from client_session import Sessions  # noqa: E402
 from helpers import get_host  # noqa: E402
 
 SCHEDULER = "dask-tls-scheduler"
@@ -21,6 +22,14 @@ WORKERS = ["dask-tls-worker-1", "dask-tls-worker-2"]
 CA_DIR = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ca")
 BUNDLE = os.path.join(CA_DIR, "clients", "client")
 CLIENT = os.path.join(os.path.dirname(__file__), "tls_client.py")
+
+
+@pytest.fixture
+def session(request):
+    """Start a client session on the scheduler host, ended at the test's end."""
+    sessions = Sessions(SCHEDULER, request.node.name, len(WORKERS))
+    yield sessions
+    sessions.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from conftest import BUNDLE, SCHEDULER, WORKERS, cluster_ca, connect, issue
 
-from client_session import Session
 from helpers import flat, get_host, main_pids, run_playbook
 
 EXPECTED = f"computed {sum(x * x for x in range(1000))}"
@@ -145,11 +144,11 @@ def serials():
     }
 
 
-def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgrade():
+def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgrade(session):
     # Longer-lived certificates than the current ones' remaining days: all of them are due.
     due = ("-e", "dask_common_tls_renew_days=400", "-e", "dask_common_tls_cert_days=500")
     before, pids = serials(), main_pids(WORKERS, "dask-worker.service")
-    client = Session(SCHEDULER, "renewal", len(WORKERS))
+    client = session()
     # A scheduler setting changes with them: a scheduler-side change, staged too.
     run = run_playbook("site.yml", *due, "-e", "dask_scheduler_worker_ttl=300s")
     assert run.rc == 0, run.output[-3000:]
@@ -174,9 +173,9 @@ def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgr
     assert "The scheduler has a restart pending (/etc/dask/50-scheduler.yaml, /etc/dask/tls/host.pem)" in flat(run.output)
 
 
-def test_the_scheduler_change_waits_for_a_drained_window_then_is_applied():
+def test_the_scheduler_change_waits_for_a_drained_window_then_is_applied(session):
     # Over the comm port, with the dashboard on HTTPS: the drain check does not use it.
-    client = Session(SCHEDULER, "drain", len(WORKERS))
+    client = session()
     args = ("-e", "dask_scheduler_worker_ttl=300s", "-e", "dask_upgrade_scheduler=true")
     run = run_playbook("rolling_upgrade.yml", *args, "-e", "dask_scheduler_drain_timeout=10")
     assert run.rc != 0

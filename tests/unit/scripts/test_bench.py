@@ -135,3 +135,23 @@ def test_format_table_has_a_row_per_figure_and_ratio():
                                       upgrade=bench.upgrade_by_size(rounds())).splitlines()
     assert len(with_upgrade) == len(lines) + len(bench.UPGRADE_FIGURES)
     assert any("throughput kept" in line and "70%" in line and "80%" in line for line in with_upgrade)
+
+
+def test_play_seconds_sums_the_plays_of_one_name():
+    def play(name, start, end):
+        return {"play": {"name": name, "duration": {"start": start, "end": end}}, "tasks": []}
+
+    run = {"plays": [play("Stage", T0, T1), play(bench.RESTART_PLAY + ", a batch", T1, T3),
+                     play(bench.RESTART_PLAY + ", a batch", T0, T1), play("Scheduler", T0, T3)]}
+    assert bench.play_seconds(run, bench.RESTART_PLAY) == pytest.approx(3.0)
+    assert bench.play_seconds(run, "nothing") == 0.0
+
+
+def test_archive_of_finds_the_archive_built_from_the_package_list(tmp_path):
+    for name, packages in (("dask-1.0-aaa-py3.11.tar", "dask==1.0 extra==2 --platform=x"),
+                           ("dask-1.0-bbb-py3.11.tar", "dask==1.0 --platform=x --python-version=3.11")):
+        (tmp_path / name).write_text("")
+        (tmp_path / (name + ".requirements")).write_text(packages)
+    assert bench.archive_of(tmp_path, "1.0", ["dask==1.0"], "3.11").name == "dask-1.0-bbb-py3.11.tar"
+    with pytest.raises(SystemExit, match="no wheelhouse archive of Dask 2.0"):
+        bench.archive_of(tmp_path, "2.0", ["dask==2.0"], "3.11")
