@@ -105,8 +105,8 @@ options:
   consistent_packages:
     description:
       - Further packages that must have the scheduler's version on every worker judged, with
-        O(require_consistent_versions=true): the packages of the environment, for example V(pandas),
-        V(pyarrow) or V(s3fs). Dask neither compares nor even reports them unless asked.
+        O(require_consistent_versions=true), such as the packages of the environment, for example
+        V(pandas), V(pyarrow) or V(s3fs). Dask neither compares nor even reports them unless asked.
       - A package installed on the workers and missing on the scheduler (or the other way round)
         is a mismatch.
     type: list
@@ -115,7 +115,7 @@ options:
   require_drained:
     description:
       - Require the scheduler to hold no task at all (none in memory, processing, waiting, erred or
-        released), that is, every client has released its results: a scheduler restart would then
+        released), that is, every client has released its results, so that a scheduler restart would then
         lose nothing. Read from the scheduler's C(get_task_prefix_states) handler, whatever the
         dashboard serves.
       - With O(wait=true), waits for it (a drained window before restarting the scheduler).

@@ -15,7 +15,7 @@ EXTRA_PACKAGE = "tabulate==0.9.0"
 NOFILE = 16384
 
 
-def stage(change, session, pending_on=WORKERS):
+def stage(change, session, pending_on=tuple(WORKERS)):
     """Edit the group_vars, run site.yml under a client session: nothing restarts, nothing is
     lost, and health.yml reports the restart pending on exactly pending_on."""
     client = session()
