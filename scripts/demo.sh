@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local demo: 1 scheduler + 2 workers in systemd containers, deployed by the
 # collection's site playbook as an installed collection (built from this tree with
-# ansible-galaxy, run from outside the repository), then an example computation.
+# ansible-galaxy, run from outside the repository), then an example dataframe
+# computation from this machine with a client environment made from the client bundle.
 #
 #   scripts/demo.sh up     create or reuse the containers, deploy, compute
 #   scripts/demo.sh down   remove the containers and their network
@@ -60,16 +61,19 @@ up() {
     ansible-playbook dataplatform.dask.site -i "$REPO/inventories/demo/hosts.yml")
   rm -rf "$rundir"
 
-  local address
+  local address bundle="$DASK_CACHE/demo-ca/clients/client"
   address="tls://$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NETWORK\").IPAddress}}" "$SCHEDULER"):8786"
-  log "running an example computation on the cluster"
-  docker exec -i "$SCHEDULER" /opt/dask/venvs/current/bin/python - "$address" "${#WORKERS[@]}" \
-    <"$REPO/scripts/demo_compute.py"
+  log "making a client environment from the client bundle $bundle"
+  "$REPO/scripts/client_env.sh" "$bundle" "$DASK_CACHE/demo-client-venv"
+  log "running an example computation from this machine, as a notebook would"
+  DASK_CONFIG="$bundle" "$DASK_CACHE/demo-client-venv/bin/python" "$REPO/scripts/demo_compute.py" "$address" "${#WORKERS[@]}"
   cat <<EOF
 
 Dask cluster is up: 1 scheduler, ${#WORKERS[@]} workers (containers on network $NETWORK).
   scheduler address : $address  (mutual TLS; from this machine or the containers)
-  client config     : $DASK_CACHE/demo-ca/clients/client/dask-tls.yaml  (copy to ~/.config/dask/)
+  client bundle     : $bundle
+                      (README.md: install requirements.txt, copy dask-tls.yaml, connect)
+  client venv       : $DASK_CACHE/demo-client-venv  (made from the bundle)
   dashboard         : http://127.0.0.1:$DASHBOARD_PORT/status
   a shell on a host : docker exec -it $SCHEDULER bash
   remove it         : make demo-down

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares this machine for the demo and the test suite. Every step is
+# Prepares this machine for the demo and the test suite (which adds `browser`). Every step is
 # idempotent and cached, so `make demo` and `make test` can call it every time.
 #
 #   scripts/harness.sh [engine|image|venv|wheelhouse|moto|all]...
@@ -9,6 +9,7 @@
 # venv        the controller virtualenv from requirements.txt
 # wheelhouse  the offline Python wheelhouse the managed hosts install Dask from
 # moto        a local AWS API (EC2, Auto Scaling, STS) on loopback, for the AWS tests
+# browser     Debian's chromium and chromium-driver (and certutil), for the dashboard test
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -111,6 +112,19 @@ ensure_wheelhouse() {
     || { tail -30 "$DASK_CACHE/wheelhouse.log"; log "wheelhouse build failed"; exit 1; }
 }
 
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  # certutil: the test trusts the cluster's CA the way a person's browser does (NSS).
+  command -v certutil >/dev/null || missing+=(libnss3-tools)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]} from Debian"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  fi
+}
+
 ensure_moto() {
   # The tests reset its state themselves (POST /moto-api/reset); it only has to answer.
   if curl -sf -o /dev/null "$DASK_MOTO_ENDPOINT/moto-api/"; then
@@ -135,6 +149,7 @@ for step in "${steps[@]}"; do
     venv) ensure_venv; ensure_collection_link; ensure_ansible_test_bootstrap ;;
     wheelhouse) ensure_venv; ensure_wheelhouse ;;
     moto) ensure_engine; ensure_venv; ensure_moto ;;
+    browser) ensure_browser ;;
     all) ensure_engine; ensure_image; ensure_venv; ensure_ansible_test_bootstrap; ensure_wheelhouse; ensure_moto ;;
     *) log "unknown step: $step"; exit 2 ;;
   esac

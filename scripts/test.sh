@@ -55,7 +55,7 @@ collection() {
   "$REPO/scripts/demo.sh" down
 }
 
-"$REPO/scripts/harness.sh" all
+"$REPO/scripts/harness.sh" all browser
 stages=("$@")
 ((${#stages[@]})) || stages=(lint sanity unit integration molecule collection)
 for s in "${stages[@]}"; do

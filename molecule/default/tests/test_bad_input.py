@@ -1,11 +1,13 @@
 """Bad input is refused with a message naming the fix, before anything changes
 (runs first, against the converged cluster)."""
 
+import glob
 import os
+import shutil
 
 import pytest
 from conftest import run_site
-from helpers import flat
+from helpers import PROJECT, flat
 
 # Each case runs only the plays of the hosts it concerns, to keep the suite short.
 WORKERS_ONLY = ["--limit", "dask_workers"]
@@ -40,6 +42,18 @@ BAD_INPUTS = {
         [*SCHEDULER_ONLY, "-e", "dask_common_tls_renew_days=400"],
         "dask_common_tls_renew_days (400) must be less than dask_common_tls_cert_days (365)",
     ),
+    "a Python the wheelhouse was not built for": (
+        [*SCHEDULER_ONLY, "-e", "dask_common_wheelhouse_python_version=3.12"],
+        "/usr/bin/python3 on this host is Python 3.11, but the wheelhouse is built for Python 3.12",
+    ),
+    "a shared directory where nothing is mounted": (
+        [*SCHEDULER_ONLY, "-e", "dask_common_shared_dir=/shared"],
+        "dask_common_shared_dir is /shared, but no file system is mounted there on dask-scheduler",
+    ),
+    "access keys in the services' environment": (
+        [*WORKERS_ONLY, "-e", '{"dask_common_service_environment": {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI-secret"}}'],
+        "dask_common_service_environment must not hold credentials (AWS_SECRET_ACCESS_KEY)",
+    ),
     "an undrained restart that is not a boolean": (
         [*WORKERS_ONLY, "-e", "dask_worker_restart_undrained=sometimes"], "dask_worker_restart_undrained",
     ),
@@ -51,4 +65,31 @@ def test_bad_input_is_refused_and_changes_nothing(extra_args, message):
     run = run_site(*extra_args)
     assert run.rc != 0, run.output[-3000:]
     assert message in flat(run.output), run.output[-3000:]
+    assert run.changed and set(run.changed.values()) == {0}, run.output[-3000:]
+
+
+def test_secret_in_the_services_environment_is_not_printed():
+    run = run_site(*BAD_INPUTS["access keys in the services' environment"][0])
+    assert run.rc != 0 and "wJalrXUtnFEMI-secret" not in run.output, run.output[-3000:]
+
+
+@pytest.fixture()
+def wheelhouse_with_a_short_lock(tmp_path):
+    """A copy of the controller's wheelhouse (links to its archives) whose locks lack pandas."""
+    for path in glob.glob(os.path.join(PROJECT, ".cache", "wheelhouse", "*")):
+        target = tmp_path / os.path.basename(path)
+        if path.endswith(".lock"):
+            with open(path) as f:
+                target.write_text("".join(line for line in f if not line.startswith("pandas==")))
+        elif path.endswith(".tar"):
+            os.symlink(path, target)
+        else:
+            shutil.copy(path, target)
+    return tmp_path
+
+
+def test_a_lock_that_lacks_a_package_is_refused(wheelhouse_with_a_short_lock):
+    run = run_site(*SCHEDULER_ONLY, "-e", f"dask_common_wheelhouse_dir={wheelhouse_with_a_short_lock}")
+    assert run.rc != 0, run.output[-3000:]
+    assert "does not hold what the hosts need: pandas is not in the lock" in flat(run.output), run.output[-3000:]
     assert run.changed and set(run.changed.values()) == {0}, run.output[-3000:]
