@@ -505,9 +505,10 @@ class Round:
                     for side in ("hosts", "controller")}
 
     def install_floor(self, version):
-        # The default package list of the role; the archive unpacks to its environment's name.
+        # The default environment of the role; the archive unpacks to its environment's name.
         defaults = role_defaults()
-        packages = [p.replace("{{ dask_common_version }}", version) for p in defaults["dask_common_packages"]]
+        packages = [p.replace("{{ dask_common_version }}", version)
+                    for p in defaults["dask_common_packages"] + defaults["dask_common_data_packages"]]
         archive = archive_of(self.env["DASK_WHEELHOUSE_DIR"], version, packages,
                              defaults["dask_common_wheelhouse_python_version"])
         top = archive.name[len("dask-"):].rsplit("-py", 1)[0]

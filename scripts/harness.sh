@@ -99,17 +99,22 @@ ensure_collection_link() {
 
 ensure_wheelhouse() {
   ensure_collection_link
-  # The collection's default release, and the older one the upgrade test starts from.
+  # The default environment (default and monitoring scenarios, the demo), and the
+  # cluster's own packages alone (dask_common_data_packages=[], the scenarios that test
+  # mechanics) for the default release and the older one the upgrade test starts from.
   local default_version
   default_version="$(sed -n 's/^dask_common_version: "\(.*\)"$/\1/p' "$REPO/roles/dask_common/defaults/main.yml")"
-  # The collection's own playbook builds it (what users run for air-gapped hosts);
-  # it skips versions whose archive already exists.
-  "$DASK_VENV/bin/ansible-playbook" -i localhost, -c local \
-    "$REPO/playbooks/wheelhouse.yml" \
-    -e "dask_common_wheelhouse_dir=$DASK_WHEELHOUSE_DIR" \
-    -e "{\"dask_wheelhouse_versions\": [\"$DASK_UPGRADE_FROM_VERSION\", \"$default_version\"]}" \
-    >"$DASK_CACHE/wheelhouse.log" 2>&1 \
-    || { tail -30 "$DASK_CACHE/wheelhouse.log"; log "wheelhouse build failed"; exit 1; }
+  # The collection's own playbook builds them (what users run for air-gapped hosts);
+  # it skips environments whose archive already exists.
+  local build
+  for build in '{}' \
+    "{\"dask_common_data_packages\": [], \"dask_wheelhouse_versions\": [\"$DASK_UPGRADE_FROM_VERSION\", \"$default_version\"]}"; do
+    "$DASK_VENV/bin/ansible-playbook" -i localhost, -c local \
+      "$REPO/playbooks/wheelhouse.yml" \
+      -e "dask_common_wheelhouse_dir=$DASK_WHEELHOUSE_DIR" -e "$build" \
+      >>"$DASK_CACHE/wheelhouse.log" 2>&1 \
+      || { tail -30 "$DASK_CACHE/wheelhouse.log"; log "wheelhouse build failed"; exit 1; }
+  done
 }
 
 ensure_browser() {

@@ -43,10 +43,15 @@ def run_playbook(name, *args):
     return PlaybookRun(run.returncode, output, changed, time.monotonic() - start)
 
 
+def group_vars_file():
+    """The scenario's group_vars/all (the variables of every host)."""
+    return os.path.join(os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]), "group_vars", "all")
+
+
 def change_group_vars(**values):
     """Change the scenario's group_vars/all, as a platform engineer edits the inventory's
     group_vars: every later playbook run of the scenario sees the new values."""
-    path = os.path.join(os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]), "group_vars", "all")
+    path = group_vars_file()
     with open(path) as f:
         group_vars = yaml.safe_load(f) or {}
     group_vars.update(values)

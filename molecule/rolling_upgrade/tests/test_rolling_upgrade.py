@@ -12,7 +12,8 @@ import subprocess
 import time
 
 from conftest import HOSTS, SCHEDULER, WORKERS, dask_versions, health, running_environment, running_worker_facts
-from helpers import PROJECT, change_group_vars, current_environment, flat, get_host, main_pids, run_playbook
+from helpers import (PROJECT, change_group_vars, current_environment, flat, get_host, group_vars_file, main_pids,
+                     run_playbook)
 
 OLD = os.environ["DASK_UPGRADE_FROM_VERSION"]
 with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
@@ -46,14 +47,6 @@ def test_negative_control_a_restart_without_retiring_loses_data(session):
 
 
 def test_site_yml_stages_every_change_without_restarting_anything(session):
-    # The wheelhouse of the new environment (the release plus the package), as users build it.
-    build = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", os.path.join(PROJECT, "playbooks", "wheelhouse.yml"),
-         "-e", f"dask_common_wheelhouse_dir={PROJECT}/.cache/wheelhouse",
-         "-e", json.dumps({"dask_common_extra_packages": EXTRA_PACKAGES})],
-        capture_output=True, text=True, check=False,
-    )
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     assert set(dask_versions().values()) == {OLD}
     facts = running_worker_facts()
     assert {(f["memory_target"], f["tabulate"]) for f in facts.values()} == {(0.6, None)}, facts
@@ -62,6 +55,13 @@ def test_site_yml_stages_every_change_without_restarting_anything(session):
     schedulers, workers = main_pids([SCHEDULER], "dask-scheduler.service"), main_pids(WORKERS, "dask-worker.service")
 
     change_group_vars(**CHANGES)
+    # The wheelhouse of the new environment, as users build it: with the inventory's variables.
+    build = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", os.path.join(PROJECT, "playbooks", "wheelhouse.yml"),
+         "-e", f"@{group_vars_file()}"],
+        capture_output=True, text=True, check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     run = run_playbook("site.yml")
     assert run.rc == 0, run.output[-4000:]
     assert main_pids([SCHEDULER], "dask-scheduler.service") == schedulers
