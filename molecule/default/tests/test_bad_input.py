@@ -82,7 +82,7 @@ def refusals(wheelhouse_with_a_short_lock):
     """site.yml run with each bad input, several at once: each refuses before it changes
     anything, so the runs cannot disturb one another (a third of the time of one by one)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        runs = {case: pool.submit(run_site, *extra_args) for case, (extra_args, _) in BAD_INPUTS.items()}
+        runs = {case: pool.submit(run_site, *extra_args) for case, (extra_args, dummy) in BAD_INPUTS.items()}
         runs["short lock"] = pool.submit(run_site, *SCHEDULER_ONLY, "-e", f"dask_common_wheelhouse_dir={wheelhouse_with_a_short_lock}")
     return {case: run.result() for case, run in runs.items()}
 
