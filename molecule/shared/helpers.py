@@ -5,6 +5,7 @@ import collections
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -46,6 +47,31 @@ def run_playbook(name, *args):
 def group_vars_file():
     """The scenario's group_vars/all (the variables of every host)."""
     return os.path.join(os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]), "group_vars", "all")
+
+
+def run_playbook_interrupted(name, task, host, *args):
+    """Run playbooks/<name> and interrupt it as Ctrl-C would (SIGINT), right after ``task`` has
+    reported its result for ``host``: the next task may have begun by then, as with a person's
+    Ctrl-C. Returns the PlaybookRun; fails if the playbook ended before that point."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    start = time.monotonic()
+    process = subprocess.Popen(
+        ["ansible-playbook", "-i", inventory, os.path.join(PROJECT, "playbooks", name), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "PYTHONUNBUFFERED": "1"},
+    )
+    lines, in_task, interrupted = [], False, False
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("TASK ["):
+            in_task = line.split("]")[0].endswith(task)
+        elif in_task and not interrupted and re.match(rf"^(ok|changed): \[{re.escape(host)}\]", line):
+            process.send_signal(signal.SIGINT)
+            interrupted = True
+    rc = process.wait()
+    output = "".join(lines)
+    assert interrupted, f"{name} ended before {task} ran on {host}:\n{output[-3000:]}"
+    return PlaybookRun(rc, output, {}, time.monotonic() - start)
 
 
 def change_group_vars(**values):

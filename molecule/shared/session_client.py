@@ -5,7 +5,10 @@ stream of small tasks, samples how many workers are running, and when told to st
 (a stop file appears) gathers every held result and reports, as one JSON document
 in the result file, whether anything was lost:
 
-    python session_client.py SCHEDULER_ADDRESS WORKDIR [WORKERS]
+    python session_client.py SCHEDULER_ADDRESS WORKDIR [WORKERS [LONG_TASK_SECONDS]]
+
+With LONG_TASK_SECONDS, a task that runs that long is started on the first worker by name as
+well (pinned there); its result is one of the held results.
 
 WORKDIR/ready appears once the results are placed; create WORKDIR/stop to finish;
 the report is WORKDIR/result.json. Runs with the cluster's own Dask.
@@ -40,6 +43,11 @@ def inc(x):
     return x + 1
 
 
+def slow_payload(seed, seconds):
+    time.sleep(seconds)
+    return make_payload(seed)
+
+
 def registered_workers(client):
     """The scheduler's workers, asked now. Not Client.scheduler_info(): it returns the client's
     cached copy, which the client's own periodic poll (every 2 s) may replace, between the
@@ -51,7 +59,7 @@ def running_workers(client):
     return sum(w.get("status") == "running" for w in registered_workers(client).values())
 
 
-def main(address, workdir, n_workers):
+def main(address, workdir, n_workers, long_task_seconds=0):
     warnings.simplefilter("ignore")  # old/new release side by side prints version tables
     client = Client(address, timeout=30)
     client.wait_for_workers(n_workers, timeout=120)
@@ -66,8 +74,13 @@ def main(address, workdir, n_workers):
             seed = f"computed-{i}-{j}"
             held[seed] = client.submit(make_payload, seed, workers=[worker], allow_other_workers=True, pure=False)
     wait(list(held.values()))
+    if long_task_seconds:
+        first = min(workers, key=lambda address: str(registered_workers(client)[address]["name"]))
+        held["long-task"] = client.submit(slow_payload, "long-task", long_task_seconds, workers=[first],
+                                          allow_other_workers=False, pure=False)
+        expected["long-task"] = hashlib.sha256(make_payload("long-task")).hexdigest()
     for seed in held:
-        expected[seed] = hashlib.sha256(make_payload(seed)).hexdigest()
+        expected.setdefault(seed, hashlib.sha256(make_payload(seed)).hexdigest())
     events_before = len(client.get_events("all"))
 
     stats = {"submitted": 0, "completed": 0, "failed": 0, "errors": [], "min_running_workers": len(workers),
@@ -139,4 +152,5 @@ def main(address, workdir, n_workers):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3,
+         float(sys.argv[4]) if len(sys.argv) > 4 else 0)

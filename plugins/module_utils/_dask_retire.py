@@ -18,7 +18,10 @@ What Dask does (distributed.scheduler.Scheduler.retire_workers, 2026.x):
   previous status back, is logged in a ``could-not-retire`` event and is missing from
   the answer, a dict ``address -> worker identity`` of the workers it did retire;
 - names it does not know are silently ignored, hence the check against ``identity()``
-  before, and the check of the answer after.
+  before, and the check of the answer after;
+- it moves a worker's data whatever room the others have left: recipients above their pause
+  threshold stop computing, and spill or are terminated by their nanny. Hence the capacity
+  check (``capacity_problem``) before asking it.
 """
 
 from __future__ import annotations
@@ -75,6 +78,66 @@ async def read_before(remote, names, close_workers, remove):
         for address in retiring
     )
     return workers, unique
+
+
+def unique_bytes(has_what, nbytes, addresses):
+    """Bytes of the keys that only the workers at ``addresses`` hold (a key held by several of
+    them counts once): what retiring them all must move. ``has_what`` and ``nbytes`` are the
+    scheduler's answers (address -> keys, key -> bytes)."""
+    holders = {}
+    for address, keys in has_what.items():
+        for key in keys:
+            holders.setdefault(_hashable(key), set()).add(address)
+    sizes = dict((_hashable(key), size) for key, size in nbytes.items())
+    batch = set(addresses)
+    return sum(max(sizes.get(key, 0), 0) for key, where in holders.items() if where <= batch)
+
+
+async def read_unique_bytes(remote, addresses):
+    return unique_bytes(await remote.has_what(), await remote.nbytes(summary=False), addresses)
+
+
+def _size(count):
+    """Bytes for messages: 1.5 GiB, 300.0 MiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(count) >= scale:
+            return "%.1f %s" % (count / scale, unit)
+    return "%d B" % count
+
+
+def capacity_problem(targets, workers, unique_bytes, pause_fraction, margin):
+    """Why the other running workers cannot take what ``targets`` hold alone, or ``None``.
+
+    A recipient has room for ``(pause_fraction - margin) * memory_limit`` less the memory its
+    process uses now (what Dask compares with the pause threshold); a worker without a memory
+    limit has room for anything. ``workers`` is identity()'s, ``unique_bytes`` the batch's
+    (read_unique_bytes).
+    """
+    if unique_bytes <= 0:
+        return None
+    leaving = set(t["address"] for t in targets)
+    recipients = sorted(
+        (str(info.get("name", address)), info) for address, info in workers.items()
+        if address not in leaving and info.get("status") == "running"
+    )
+    if any(not info.get("memory_limit") for dummy, info in recipients):
+        return None
+    rooms = [(name, max(0.0, (pause_fraction - margin) * info["memory_limit"]
+                        - ((info.get("metrics") or {}).get("memory") or 0)))
+             for name, info in recipients]
+    room = sum(r for dummy, r in rooms)
+    if unique_bytes <= room:
+        return None
+    return (
+        "%s hold %s of results no other worker has, but the other running workers have room for %s below "
+        "their pause threshold (%s of the memory limit, less a margin of %s): %s. Retiring would push them "
+        "past it (they would stop computing, spill, or be restarted by their nanny). Nothing was retired. "
+        "Retire fewer workers at once (a smaller dask_upgrade_batch_size), add workers first (scale.yml), or "
+        "wait until the users release results." % (
+            _names([t["name"] for t in targets]), _size(unique_bytes), _size(room), pause_fraction, margin,
+            _names(["%s %s" % (name, _size(r)) for name, r in rooms]) if rooms else "no worker is running",
+        )
+    )
 
 
 def describe(workers):
@@ -286,9 +349,13 @@ async def _wait_until_idle(remote, addresses, deadline):
 
 
 async def retire_workers(address, conn_args, names, close_workers=False, remove=False, timeout=300.0,
-                         connect_timeout=10.0, missing_ok=False, check_mode=False, wait_for_tasks=True):
+                         connect_timeout=10.0, missing_ok=False, check_mode=False, wait_for_tasks=True,
+                         capacity=None):
     """Retire the workers called ``names`` and check it. Returns ``(ok, result)``; ``result`` has
     every return value of the module, ``changed`` and ``msg`` included, and ``warnings``.
+
+    ``capacity``, a ``(pause_fraction, margin)`` pair, refuses first when the other running
+    workers have no room for what the workers hold alone (``capacity_problem``).
 
     Reading before and after is bounded by ``connect_timeout`` each, the retirement by ``timeout``.
     Raises DaskCommError when the scheduler cannot be read before retiring (nothing happened then).
@@ -316,6 +383,16 @@ async def retire_workers(address, conn_args, names, close_workers=False, remove=
         )
 
     target_names = [t["name"] for t in targets]
+    if capacity and pending:
+        unique_bytes = await call_scheduler(
+            address, lambda remote: read_unique_bytes(remote, [t["address"] for t in pending]),
+            "read what the workers hold", connect_timeout, conn_args,
+        )
+        problem = capacity_problem(pending, before, unique_bytes, *capacity)
+        if problem:
+            workers = [dict(t, status=t["status_before"], retired=False) for t in targets]
+            return False, dict(empty_result(not_registered), workers=workers, not_retired=target_names,
+                               changed=False, warnings=[], msg=problem)
     if check_mode:
         workers = [dict(t, status=t["status_before"], retired=False) for t in targets]
         return True, dict(

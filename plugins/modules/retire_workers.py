@@ -87,6 +87,23 @@ options:
       - Seconds to connect to the scheduler and read its workers, before and after retiring.
     type: float
     default: 10
+  check_capacity:
+    description:
+      - Before retiring, check that the other running workers have room for the results that only the
+        workers to retire hold, and fail with nothing retired when they have not. Dask itself moves the
+        data whatever room is left, which can push the recipients past their pause threshold.
+      - A worker's room is O(pause_fraction) minus O(capacity_margin), times its memory limit, less the
+        memory its process uses now. Workers without a memory limit have room for anything.
+    type: bool
+    default: true
+  pause_fraction:
+    description: The workers' pause threshold, as a fraction of their memory limit (C(distributed.worker.memory.pause)).
+    type: float
+    default: 0.8
+  capacity_margin:
+    description: Fraction of each recipient's memory limit kept free below its pause threshold.
+    type: float
+    default: 0.1
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dataplatform.dask.scheduler_connection
@@ -239,6 +256,9 @@ def main():
             remove=dict(type="bool", default=False),
             timeout=dict(type="float", default=300),
             connect_timeout=dict(type="float", default=10),
+            check_capacity=dict(type="bool", default=True),
+            pause_fraction=dict(type="float", default=0.8),
+            capacity_margin=dict(type="float", default=0.1),
         ),
         seconds_options=("timeout", "connect_timeout"),
     )
@@ -261,6 +281,7 @@ def main():
             missing_ok=params["missing_ok"],
             check_mode=module.check_mode,
             wait_for_tasks=params["wait_for_tasks"],
+            capacity=(params["pause_fraction"], params["capacity_margin"]) if params["check_capacity"] else None,
         ))
     except DaskCommError as exc:
         # Nothing was retired: the scheduler could not be read before.

@@ -58,14 +58,34 @@ with Client(sys.argv[1], timeout=30) as client:
 """
 
 
-def running_worker_facts():
-    """What each running worker process has, asked through a client: its memory target,
-    its open-file limit and its version of tabulate (the package the tests add)."""
+WORKER_STATUSES = r"""
+import json, sys
+from distributed import Client
+
+with Client(sys.argv[1], timeout=30) as client:
+    workers = client.sync(client.scheduler.identity, n_workers=-1)["workers"].values()
+    print(json.dumps({str(w["name"]): w["status"] for w in workers}))
+"""
+
+
+def run_as_client(source):
+    """Run a client script on the scheduler host with the cluster's Dask; its last line, as JSON."""
     host = get_host(SCHEDULER)
     scheme = "tls" if host.file("/etc/dask/20-tls.yaml").exists else "tcp"
     address = f"{scheme}://" + host.check_output("hostname -I").split()[0] + ":8786"
-    out = host.check_output(f"{DASK_PYTHON} - {address} <<'EOF'\n{WORKER_FACTS}\nEOF")
+    out = host.check_output(f"{DASK_PYTHON} - {address} <<'EOF'\n{source}\nEOF")
     return json.loads(out.splitlines()[-1])
+
+
+def running_worker_facts():
+    """What each running worker process has, asked through a client: its memory target,
+    its open-file limit and its version of tabulate (the package the tests add)."""
+    return run_as_client(WORKER_FACTS)
+
+
+def worker_statuses():
+    """{worker name: status} of the registered workers, as the scheduler has them."""
+    return run_as_client(WORKER_STATUSES)
 
 
 def health(consistent=False):

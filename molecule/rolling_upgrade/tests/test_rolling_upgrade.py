@@ -11,14 +11,18 @@ import re
 import subprocess
 import time
 
-from conftest import HOSTS, SCHEDULER, WORKERS, dask_versions, health, running_environment, running_worker_facts
+from conftest import (DASK_PYTHON, HOSTS, SCHEDULER, WORKERS, dask_versions, health, running_environment, running_worker_facts,
+                      worker_statuses)
 from helpers import (PROJECT, change_group_vars, current_environment, flat, get_host, group_vars_file, main_pids,
-                     run_playbook)
+                     run_playbook, run_playbook_interrupted)
 
 OLD = os.environ["DASK_UPGRADE_FROM_VERSION"]
 with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
     NEW = re.search(r'^dask_common_version: "(.+)"$', defaults.read(), re.M).group(1)
 EXTRA_PACKAGES = ["tabulate==0.9.0"]
+# Longer than the first run's retire timeout (5 s) and short enough for the suite: the
+# re-run's retirement waits for it to end.
+LONG_TASK_SECONDS = 90
 # Open files below the containers' own limit (20000 here), which systemd would clamp to.
 NOFILE = 16384
 CHANGES = {"dask_common_version": NEW, "dask_common_extra_packages": EXTRA_PACKAGES,
@@ -83,8 +87,32 @@ def test_site_yml_stages_every_change_without_restarting_anything(session):
 
 
 def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
+    """The roll, interrupted in each state a batch passes through and re-run each time, as in a
+    maintenance window: worker 1's retirement times out while it runs a long task (left retired,
+    as Ctrl-C after the retirement leaves it), Ctrl-C right after worker 2 is stopped, Ctrl-C
+    right after worker 3 is started. Each re-run finishes what the one before left."""
     assert set(dask_versions().values()) == {OLD}
-    client = session()
+    client = session(long_task_seconds=LONG_TASK_SECONDS)
+
+    run = run_playbook("rolling_upgrade.yml", "-e", "dask_worker_retire_timeout=5")
+    assert run.rc != 0
+    assert re.search(rf"Retired {WORKERS[0]} through the scheduler at \S+, but after 5(\.0)? s tasks were still "
+                     r"executing on \S+; nothing was stopped\. Run again with a larger timeout", flat(run.output)), \
+        run.output[-3000:]
+    assert worker_statuses()[WORKERS[0]] == "closing_gracefully"
+    assert dask_versions() == {w: OLD for w in WORKERS}
+
+    run = run_playbook_interrupted("rolling_upgrade.yml", "Stop the drained worker", WORKERS[1])
+    assert f"Left retired (retired again, then restarted): {WORKERS[0]}." in flat(run.output), run.output[-3000:]
+    # Ctrl-C lands within the next few tasks (skipped ones, then the start): almost always
+    # before the start.
+    stopped = not get_host(WORKERS[1]).service("dask-worker.service").is_running
+
+    run = run_playbook_interrupted("rolling_upgrade.yml", "Start the worker on what is staged", WORKERS[2])
+    if stopped:
+        assert f"Not registered (started by site.yml if stopped, then waited for): {WORKERS[1]}." in \
+            flat(run.output), run.output[-3000:]
+
     run = run_playbook("rolling_upgrade.yml")
     report = client.finish()
     assert run.rc == 0, run.output[-4000:]
@@ -136,6 +164,68 @@ def test_os_updates_restart_every_worker_without_losing_results(session):
         assert removal["lost-computed-tasks"] == [] and removal["lost-scattered-tasks"] == [], removal
     assert report["lost"] == {} and report["failed"] == 0, report
     assert report["min_running_workers"] >= len(WORKERS) - 1
+
+
+# Holds HOLD_MB of results on each worker (2048 MB memory limit, pause at 0.8) until told to let go.
+HOLDER = r"""
+import json, os, sys, time
+from distributed import Client
+
+with Client(sys.argv[1], timeout=30) as client:
+    workers = sorted(client.sync(client.scheduler.identity, n_workers=-1)["workers"].items(), key=lambda w: str(w[1]["name"]))
+    held = [client.scatter(bytes([i]) * (HOLD_MB << 20), workers=[address]) for i, (address, dummy) in enumerate(workers)]
+    open("/root/holder.ready", "w").close()
+    while not os.path.exists("/root/holder.stop"):
+        time.sleep(0.5)
+    who_has = client.who_has(held)
+    first_bytes = client.gather([client.submit(lambda b: b[:1], f) for f in held])
+    print(json.dumps({"intact": first_bytes == [bytes([i]) for i in range(len(held))],
+                      "holders": [len(who_has[f.key]) for f in held]}))
+"""
+
+
+def test_a_batch_size_that_leaves_no_worker_running_is_refused_before_anything():
+    pids = main_pids(WORKERS, "dask-worker.service")
+    for size, workers in (("0", 0), ("3", 3), ("100%", 3), ("two", 0)):
+        run = run_playbook("rolling_upgrade.yml", "-e", f"dask_upgrade_batch_size={size}")
+        assert run.rc != 0
+        assert (f"dask_upgrade_batch_size is {size}, {workers} of the 3 workers at once. Give a number from 1 to 2 "
+                "or a percentage below 100%") in flat(run.output), run.output[-2000:]
+        assert "PLAY [Deploy the Dask scheduler and workers]" not in run.output
+    assert main_pids(WORKERS, "dask-worker.service") == pids
+
+
+def test_a_batch_the_other_workers_have_no_room_for_is_refused_before_retiring():
+    # 700 MB on each worker: two leaving at once would put 1.4 GB on the third, which has
+    # about 0.6 GB of room below its pause threshold, less the margin.
+    scheduler = get_host(SCHEDULER)
+    pids = main_pids(WORKERS, "dask-worker.service")
+    scheduler.check_output("rm -f /root/holder.ready /root/holder.stop")
+    address = ("tls" if scheduler.file("/etc/dask/20-tls.yaml").exists else "tcp") + "://" + \
+        scheduler.check_output("hostname -I").split()[0] + ":8786"
+    scheduler.check_output(f"nohup {DASK_PYTHON} - {address} >/root/holder.out 2>&1 <<'EOF' &\n"
+                           f"{HOLDER.replace('HOLD_MB', '700')}\nEOF")
+    try:
+        deadline = time.time() + 120
+        while not scheduler.file("/root/holder.ready").exists:
+            assert time.time() < deadline, scheduler.run("cat /root/holder.out").stdout
+            time.sleep(1)
+        run = run_playbook("rolling_upgrade.yml", "-e", "dask_upgrade_batch_size=2", "-e", "dask_upgrade_os_packages=true")
+        assert run.rc != 0
+        message = flat(run.output)
+        assert re.search(rf"{WORKERS[0]}, {WORKERS[1]} hold 1\.[0-9] GiB of results no other worker has, but the "
+                         r"other running workers have room for 0\.[0-9] GiB below their pause threshold \(0\.8 of the "
+                         rf"memory limit, less a margin of 0\.1\): {WORKERS[2]} ", message), run.output[-3000:]
+        assert "Nothing was retired" in message and "Apply the OS package updates" not in run.output
+        assert main_pids(WORKERS, "dask-worker.service") == pids
+        assert set(worker_statuses().values()) == {"running"}
+    finally:
+        scheduler.check_output("touch /root/holder.stop")
+    deadline = time.time() + 120
+    while not scheduler.run("grep -q intact /root/holder.out").succeeded:
+        assert time.time() < deadline, scheduler.run("cat /root/holder.out").stdout
+        time.sleep(1)
+    assert json.loads(scheduler.check_output("tail -1 /root/holder.out")) == {"intact": True, "holders": [1, 1, 1]}
 
 
 def test_refuses_to_retire_the_last_worker_and_stops_before_stopping_anything(session):

@@ -18,6 +18,7 @@ distributed = pytest.importorskip("distributed", reason="these tests run real Da
 from distributed import Client, Nanny, Worker  # noqa: E402
 from distributed.core import Status  # noqa: E402
 
+from ansible_collections.dataplatform.dask.plugins.module_utils import _dask_retire  # noqa: E402
 from ansible_collections.dataplatform.dask.plugins.modules import retire_workers  # noqa: E402
 
 RETIRING = "closing_gracefully"
@@ -259,9 +260,14 @@ def test_retiring_every_worker_retires_only_those_without_data(make_cluster, mak
     data = make_data(cluster)
     data.scatter(w2.address, count=3)
 
+    # The capacity check refuses it first: nobody stays to take w2's data.
     failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1", "w2"])
+    assert failed and result["changed"] is False and result["retired"] == [], result["msg"]
+    assert "no worker is running" in result["msg"] and not events(cluster, "retire-workers")
 
-    # w1 has nothing to move and is retired; w2's data has nowhere to go: retiring w1 cannot take it.
+    # Without it, Dask's own behaviour: w1 has nothing to move and is retired; w2's data has
+    # nowhere to go: retiring w1 cannot take it.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1", "w2"], check_capacity=False)
     assert failed and result["changed"] is True
     assert result["retired"] == ["w1"] and result["not_retired"] == ["w2"]
     assert "Dask could not retire w2" in result["msg"]
@@ -279,6 +285,10 @@ def test_retiring_the_only_worker_fails_and_keeps_it(make_cluster, make_data, ca
     data.scatter(w1.address, count=3)
 
     failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    assert failed and "no worker is running" in result["msg"] and not events(cluster, "retire-workers")
+
+    # Without the capacity check, Dask gives up by itself.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], check_capacity=False)
 
     assert failed
     assert result["changed"] is False
@@ -297,7 +307,8 @@ def test_retiring_the_only_worker_fails_and_keeps_it(make_cluster, make_data, ca
 def test_no_running_worker_to_take_the_data(make_cluster, make_data, capsys):
     cluster = make_cluster()
     w1 = cluster.add_worker("w1")
-    w2 = cluster.add_worker("w2")
+    # Its memory monitor never resumes it (pausing is off).
+    w2 = cluster.add_worker("w2", worker_class=SmallWorker)
     data = make_data(cluster)
     data.scatter(w1.address, count=3)
 
@@ -309,6 +320,10 @@ def test_no_running_worker_to_take_the_data(make_cluster, make_data, capsys):
     wait_until(lambda: cluster.status_of("w2") == "paused", what="w2 to pause")
 
     failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+    assert failed and "no worker is running" in result["msg"] and not events(cluster, "retire-workers")
+
+    # Without the capacity check, Dask gives up by itself.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], check_capacity=False)
 
     assert failed and result["not_retired"] == ["w1"]
     assert "no other worker is running to take its data (w2 (paused))" in result["msg"]
@@ -393,6 +408,77 @@ def test_timeout_leaves_the_retirement_to_the_scheduler(make_cluster, make_data,
     wait_until(lambda: events(cluster, "retire-workers"), what="the retirement to end")
     assert events(cluster, "retire-workers")[0]["retired"] == [w1.address]
     assert data.intact()
+
+
+class SmallWorker(Worker):
+    """A worker with a 64 MiB memory limit that never pauses: in this test process (which
+    uses more than that) it has no room below its pause threshold, yet stays running."""
+
+    def __init__(self, *args, **kwargs):
+        import dask
+
+        with dask.config.set({"distributed.worker.memory.pause": False}):
+            super().__init__(*args, memory_limit=64 << 20, **kwargs)
+
+
+def test_a_batch_the_others_have_no_room_for_is_refused_before_retiring(make_cluster, make_data, capsys):
+    cluster = make_cluster()
+    w1 = cluster.add_worker("w1")
+    cluster.add_worker("w2", worker_class=SmallWorker)
+    data = make_data(cluster)
+    data.scatter(w1.address, count=10, size=100000)
+
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"])
+
+    assert failed and result["changed"] is False and result["retired"] == [], result
+    assert result["not_retired"] == ["w1"]
+    msg = result["msg"]
+    assert "w1 hold 1.0 MiB of results no other worker has" in msg, msg
+    assert "have room for 0 B below their pause threshold (0.8 of the memory limit, less a margin of 0.1): w2 0 B" in msg
+    assert "Nothing was retired" in msg and "smaller dask_upgrade_batch_size" in msg
+    assert cluster.status_of("w1") == "running" and not events(cluster, "retire-workers")
+    assert data.intact()
+    # In check mode the same refusal; without the check, Dask moves it all to w2.
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], _ansible_check_mode=True)
+    assert failed and "have room for 0 B" in result["msg"]
+    failed, result = run_module(capsys, scheduler_address=cluster.address, names=["w1"], check_capacity=False)
+    assert not failed and result["retired"] == ["w1"], result["msg"]
+    assert data.intact()
+
+
+def test_capacity_counts_only_what_the_batch_alone_holds():
+    has_what = {"a1": [["x", 0], "y", "z"], "a2": ["y", "w"], "a3": ["z"]}
+    nbytes = {"('x', 0)": 1, ("x", 0): 100, "y": 10, "z": 1000, "w": 5}
+    # Key ("x", 0) comes back from msgpack as a list; "y" is on a1 and a2 (both leaving).
+    assert _dask_retire.unique_bytes(has_what, nbytes, ["a1"]) == 100
+    assert _dask_retire.unique_bytes(has_what, nbytes, ["a1", "a2"]) == 115
+    assert _dask_retire.unique_bytes(has_what, nbytes, ["a3"]) == 0
+
+
+def test_capacity_arithmetic():
+    gib = 1 << 30
+    targets = [{"name": "w1", "address": "a1"}]
+
+    def worker(name, status="running", limit=4 * gib, memory=gib):
+        return {"name": name, "status": status, "memory_limit": limit, "metrics": {"memory": memory}}
+
+    workers = {"a1": worker("w1"), "a2": worker("w2"), "a3": worker("w3", status="paused")}
+    # w2's room: (0.8 - 0.1) * 4 GiB - 1 GiB = 1.8 GiB; paused w3 takes nothing.
+    assert _dask_retire.capacity_problem(targets, workers, int(1.8 * gib), 0.8, 0.1) is None
+    problem = _dask_retire.capacity_problem(targets, workers, int(1.9 * gib), 0.8, 0.1)
+    assert "w1 hold 1.9 GiB" in problem and "room for 1.8 GiB" in problem and "w2 1.8 GiB" in problem
+    # A larger margin leaves less room; nothing to move is never a problem.
+    assert _dask_retire.capacity_problem(targets, workers, gib, 0.8, 0.5) is not None
+    assert _dask_retire.capacity_problem(targets, workers, 0, 0.8, 0.5) is None
+    # A recipient over its threshold has no room (not negative room).
+    workers["a4"] = worker("w4", memory=4 * gib)
+    assert "w4 0 B" in _dask_retire.capacity_problem(targets, workers, 2 * gib, 0.8, 0.1)
+    # A recipient without a memory limit takes anything.
+    workers["a5"] = worker("w5", limit=0)
+    assert _dask_retire.capacity_problem(targets, workers, 100 * gib, 0.8, 0.1) is None
+    # No running recipient at all.
+    only = {"a1": worker("w1"), "a3": worker("w3", status="paused")}
+    assert "no worker is running" in _dask_retire.capacity_problem(targets, only, 1, 0.8, 0.1)
 
 
 def test_retire_with_remove(make_cluster, make_data, capsys):
