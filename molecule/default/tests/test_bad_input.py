@@ -3,12 +3,13 @@
 
 import concurrent.futures
 import glob
+import json
 import os
 import shutil
 
 import pytest
-from conftest import run_site
-from helpers import PROJECT, flat
+from conftest import SCHEDULER, run_site
+from helpers import PROJECT, flat, get_host
 
 # Each case runs only the plays of the hosts it concerns, to keep the suite short.
 WORKERS_ONLY = ["--limit", "dask_workers"]
@@ -77,13 +78,25 @@ def wheelhouse_with_a_short_lock(tmp_path_factory):
     return tmp_path
 
 
+# The maintenance lock of another operation, from another controller.
+HELD_LOCK = "/run/lock/dataplatform-dask-test-held.lock"
+HOLDER = {"user": "operator", "host": "other-controller", "pid": 4242, "operation": "rolling_upgrade",
+          "started": "2026-12-01T10:00:00+00:00"}
+
+
 @pytest.fixture(scope="module")
 def refusals(wheelhouse_with_a_short_lock):
     """site.yml run with each bad input, several at once: each refuses before it changes
-    anything, so the runs cannot disturb one another (a third of the time of one by one)."""
+    anything, so the runs cannot disturb one another (a third of the time of one by one).
+    Each has a maintenance lock file of its own: they would otherwise refuse one another."""
+    get_host(SCHEDULER).check_output(f"echo '{json.dumps(HOLDER)}' > {HELD_LOCK}")
+    cases = {**{case: extra_args for case, (extra_args, dummy) in BAD_INPUTS.items()},
+             "short lock": [*SCHEDULER_ONLY, "-e", f"dask_common_wheelhouse_dir={wheelhouse_with_a_short_lock}"]}
+    lock_files = {case: f"/run/lock/dataplatform-dask-test-{n}.lock" for n, case in enumerate(cases)}
+    cases["held lock"], lock_files["held lock"] = [], HELD_LOCK
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        runs = {case: pool.submit(run_site, *extra_args) for case, (extra_args, dummy) in BAD_INPUTS.items()}
-        runs["short lock"] = pool.submit(run_site, *SCHEDULER_ONLY, "-e", f"dask_common_wheelhouse_dir={wheelhouse_with_a_short_lock}")
+        runs = {case: pool.submit(run_site, *extra_args, "-e", f"dask_common_lock_file={lock_files[case]}")
+                for case, extra_args in cases.items()}
     return {case: run.result() for case, run in runs.items()}
 
 
@@ -98,6 +111,16 @@ def test_bad_input_is_refused_and_changes_nothing(refusals, case):
 def test_secret_in_the_services_environment_is_not_printed(refusals):
     run = refusals["access keys in the services' environment"]
     assert run.rc != 0 and "wJalrXUtnFEMI-secret" not in run.output, run.output[-3000:]
+
+
+def test_a_run_while_another_operation_holds_the_lock_is_refused(refusals):
+    run = refusals["held lock"]
+    assert run.rc != 0, run.output[-3000:]
+    assert ("Another operation holds the maintenance lock of this cluster (dask-scheduler:/run/lock/dataplatform-dask-"
+            "test-held.lock): rolling_upgrade run by operator on other-controller (process 4242), since "
+            "2026-12-01T10:00:00+00:00. Nothing was changed.") in flat(run.output), run.output[-3000:]
+    assert run.changed and set(run.changed.values()) == {0}, run.output[-3000:]
+    assert json.loads(get_host(SCHEDULER).file(HELD_LOCK).content_string) == HOLDER
 
 
 def test_a_lock_that_lacks_a_package_is_refused(refusals):

@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import WORKERS, workers_script
+from conftest import SCHEDULER, WORKERS, workers_script
 from helpers import flat, get_host, run_playbook
 
 
@@ -61,9 +61,17 @@ def test_health_playbook_names_a_stopped_worker_and_site_brings_it_back():
     run = run_playbook("health.yml")
     assert run.rc != 0
     assert f"Expected workers not registered with the scheduler: {WORKERS[1]}" in flat(run.output)
-    # The deployment puts it back and waits until it is registered again.
-    run = run_playbook("site.yml")
+    # The deployment puts it back and waits until it is registered again; its controller
+    # also breaks the maintenance lock a dead controller left, as asked, and releases it.
+    lock = get_host(SCHEDULER).file("/run/lock/dataplatform-dask.lock")
+    get_host(SCHEDULER).check_output(
+        "echo '{\"user\": \"operator\", \"host\": \"dead-controller\", \"pid\": 4242, \"operation\": \"scale\", "
+        "\"started\": \"2026-12-01T10:00:00+00:00\"}' > /run/lock/dataplatform-dask.lock")
+    run = run_playbook("site.yml", "-e", "dask_common_lock_break=true")
     assert run.rc == 0, run.output[-3000:]
+    assert ("Taking over the maintenance lock of scale, started 2026-12-01T10:00:00+00:00 by operator on "
+            "dead-controller (broken on request)") in flat(run.output), run.output[-3000:]
+    assert not lock.exists
     assert host.service("dask-worker.service").is_running
     run = run_playbook("health.yml")
     assert run.rc == 0, run.output[-3000:]

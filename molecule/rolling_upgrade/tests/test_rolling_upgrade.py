@@ -104,6 +104,9 @@ def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
 
     run = run_playbook_interrupted("rolling_upgrade.yml", "Stop the drained worker", WORKERS[1])
     assert f"Left retired (retired again, then restarted): {WORKERS[0]}." in flat(run.output), run.output[-3000:]
+    # The lock the failed run left on this controller is taken over, saying so.
+    assert "Taking over the maintenance lock of rolling_upgrade" in flat(run.output), run.output[-3000:]
+    assert "(that run is gone: an interrupted run, finished by this one)" in flat(run.output)
     # Ctrl-C lands within the next few tasks (skipped ones, then the start): almost always
     # before the start.
     stopped = not get_host(WORKERS[1]).service("dask-worker.service").is_running
