@@ -16,8 +16,8 @@ description:
     Ansible evaluates lookups in worker processes forked from it (same command line); the lookup
     walks up the process tree to the first process with another command line.
   - With a process id as term, returns whether that process still runs an Ansible command on this
-    controller, read from C(/proc). Where there is no C(/proc) (not Linux) the answer is V(true):
-    a lock is then never taken over without O(dask_common_lock_break).
+    controller, read from C(/proc). Where there is no C(/proc) (not Linux) the answer is V(true), so
+    that a lock is never taken over there without C(dask_common_lock_break).
 author:
   - dataplatform.dask developers (@dataplatform)
 options:
