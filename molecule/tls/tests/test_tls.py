@@ -8,7 +8,7 @@ import stat
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from conftest import BUNDLE, SCHEDULER, WORKERS, cluster_ca, connect, issue
+from conftest import BUNDLE, CA_DIR, SCHEDULER, WORKERS, cluster_ca, connect, issue
 
 from helpers import flat, get_host, main_pids, run_playbook
 
@@ -149,9 +149,14 @@ def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgr
     due = ("-e", "dask_common_tls_renew_days=400", "-e", "dask_common_tls_cert_days=500")
     before, pids = serials(), main_pids(WORKERS, "dask-worker.service")
     client = session()
-    # A scheduler setting changes with them: a scheduler-side change, staged too.
-    run = run_playbook("site.yml", *due, "-e", "dask_scheduler_worker_ttl=300s")
+    # A scheduler setting changes with them: a scheduler-side change, staged too. A new
+    # client bundle is made in the same run, with --diff and -v: its key is in no log.
+    run = run_playbook("site.yml", *due, "-e", "dask_scheduler_worker_ttl=300s", "--diff", "-v",
+                       "-e", '{"dask_common_tls_client_names": ["client", "auditor"]}')
     assert run.rc == 0, run.output[-3000:]
+    with open(os.path.join(CA_DIR, "clients", "auditor", "dask-tls.yaml")) as bundle:
+        assert "PRIVATE KEY" in bundle.read()  # what the log is searched for
+    assert "PRIVATE KEY" not in run.output
     assert all(run.changed[name] > 0 for name in [SCHEDULER, *WORKERS]), run.changed
     staged = serials()
     assert all(staged[name] != before[name] for name in staged), (before, staged)
