@@ -14,7 +14,7 @@ CLIENT = os.path.join(os.path.dirname(__file__), "session_client.py")
 
 
 class Session:
-    def __init__(self, scheduler, name, workers, long_task_seconds=0):
+    def __init__(self, scheduler, name, workers, long_task_until=""):
         self.host = get_host(scheduler)
         self.workdir = f"/root/{name}"
         self.host.check_output(f"rm -rf {self.workdir} && mkdir -p {self.workdir}")
@@ -25,7 +25,7 @@ class Session:
         scheme = "tls" if self.host.file("/etc/dask/20-tls.yaml").exists else "tcp"
         address = f"{scheme}://" + self.host.check_output("hostname -I").split()[0] + ":8786"
         self.host.check_output(
-            f"nohup {DASK_PYTHON} {self.workdir}/client.py {address} {self.workdir} {workers} {long_task_seconds} "
+            f"nohup {DASK_PYTHON} {self.workdir}/client.py {address} {self.workdir} {workers} {long_task_until} "
             f">{self.workdir}/client.log 2>&1 & echo $! >{self.workdir}/pid"
         )
         self._wait_for("ready", 180)
@@ -58,9 +58,9 @@ class Sessions:
     def __init__(self, scheduler, test_name, workers):
         self.scheduler, self.name, self.workers, self.started = scheduler, re.sub(r"\W", "_", test_name), workers, []
 
-    def __call__(self, workers=None, long_task_seconds=0):
+    def __call__(self, workers=None, long_task_until=""):
         self.started.append(Session(self.scheduler, f"{self.name}{len(self.started)}", workers or self.workers,
-                                    long_task_seconds))
+                                    long_task_until))
         return self.started[-1]
 
     def close(self):

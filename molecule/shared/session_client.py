@@ -5,10 +5,11 @@ stream of small tasks, samples how many workers are running, and when told to st
 (a stop file appears) gathers every held result and reports, as one JSON document
 in the result file, whether anything was lost:
 
-    python session_client.py SCHEDULER_ADDRESS WORKDIR [WORKERS [LONG_TASK_SECONDS]]
+    python session_client.py SCHEDULER_ADDRESS WORKDIR [WORKERS [LONG_TASK_UNTIL]]
 
-With LONG_TASK_SECONDS, a task that runs that long is started on the first worker by name as
-well (pinned there); its result is one of the held results.
+With LONG_TASK_UNTIL (a path), a task that runs until that file exists on its host (at
+most 10 minutes) is started on the first worker by name as well (pinned there); its result
+is one of the held results.
 
 WORKDIR/ready appears once the results are placed; create WORKDIR/stop to finish;
 the report is WORKDIR/result.json. Runs with the cluster's own Dask.
@@ -43,8 +44,10 @@ def inc(x):
     return x + 1
 
 
-def slow_payload(seed, seconds):
-    time.sleep(seconds)
+def payload_when_released(seed, path):
+    deadline = time.time() + 600
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.5)
     return make_payload(seed)
 
 
@@ -59,7 +62,7 @@ def running_workers(client):
     return sum(w.get("status") == "running" for w in registered_workers(client).values())
 
 
-def main(address, workdir, n_workers, long_task_seconds=0):
+def main(address, workdir, n_workers, long_task_until=""):
     warnings.simplefilter("ignore")  # old/new release side by side prints version tables
     client = Client(address, timeout=30)
     client.wait_for_workers(n_workers, timeout=120)
@@ -74,9 +77,9 @@ def main(address, workdir, n_workers, long_task_seconds=0):
             seed = f"computed-{i}-{j}"
             held[seed] = client.submit(make_payload, seed, workers=[worker], allow_other_workers=True, pure=False)
     wait(list(held.values()))
-    if long_task_seconds:
+    if long_task_until:
         first = min(workers, key=lambda address: str(registered_workers(client)[address]["name"]))
-        held["long-task"] = client.submit(slow_payload, "long-task", long_task_seconds, workers=[first],
+        held["long-task"] = client.submit(payload_when_released, "long-task", long_task_until, workers=[first],
                                           allow_other_workers=False, pure=False)
         expected["long-task"] = hashlib.sha256(make_payload("long-task")).hexdigest()
     for seed in held:
@@ -153,4 +156,4 @@ def main(address, workdir, n_workers, long_task_seconds=0):
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 3,
-         float(sys.argv[4]) if len(sys.argv) > 4 else 0)
+         sys.argv[4] if len(sys.argv) > 4 else "")

@@ -20,9 +20,9 @@ OLD = os.environ["DASK_UPGRADE_FROM_VERSION"]
 with open(os.path.join(PROJECT, "roles", "dask_common", "defaults", "main.yml")) as defaults:
     NEW = re.search(r'^dask_common_version: "(.+)"$', defaults.read(), re.M).group(1)
 EXTRA_PACKAGES = ["tabulate==0.9.0"]
-# Longer than the first run's retire timeout (5 s) and short enough for the suite: the
-# re-run's retirement waits for it to end.
-LONG_TASK_SECONDS = 90
+# The client's long task on the first worker runs until this file exists on that host
+# (in the worker's state directory, which its sandbox lets it read).
+LONG_TASK_RELEASE = "/var/lib/dask/long-task-release"
 # Open files below the containers' own limit (20000 here), which systemd would clamp to.
 NOFILE = 16384
 CHANGES = {"dask_common_version": NEW, "dask_common_extra_packages": EXTRA_PACKAGES,
@@ -92,7 +92,8 @@ def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
     as Ctrl-C after the retirement leaves it), Ctrl-C right after worker 2 is stopped, Ctrl-C
     right after worker 3 is started. Each re-run finishes what the one before left."""
     assert set(dask_versions().values()) == {OLD}
-    client = session(long_task_seconds=LONG_TASK_SECONDS)
+    get_host(WORKERS[0]).check_output(f"rm -f {LONG_TASK_RELEASE}")
+    client = session(long_task_until=LONG_TASK_RELEASE)
 
     run = run_playbook("rolling_upgrade.yml", "-e", "dask_worker_retire_timeout=5")
     assert run.rc != 0
@@ -101,6 +102,8 @@ def test_rolling_upgrade_keeps_every_result_and_keeps_computing(session):
         run.output[-3000:]
     assert worker_statuses()[WORKERS[0]] == "closing_gracefully"
     assert dask_versions() == {w: OLD for w in WORKERS}
+    # The long task ends now: the next run's retirement waits for it and moves its result.
+    get_host(WORKERS[0]).check_output(f"touch {LONG_TASK_RELEASE}")
 
     run = run_playbook_interrupted("rolling_upgrade.yml", "Stop the drained worker", WORKERS[1])
     assert f"Left retired (retired again, then restarted): {WORKERS[0]}." in flat(run.output), run.output[-3000:]
