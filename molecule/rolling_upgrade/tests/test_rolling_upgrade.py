@@ -214,7 +214,7 @@ def test_a_batch_the_other_workers_have_no_room_for_is_refused_before_retiring()
     scheduler.check_output(f"nohup {DASK_PYTHON} - {address} >/root/holder.out 2>&1 <<'EOF' &\n"
                            f"{HOLDER.replace('HOLD_MB', '500')}\nEOF")
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while not scheduler.file("/root/holder.ready").exists:
             assert time.time() < deadline, scheduler.run("cat /root/holder.out").stdout
             time.sleep(1)
