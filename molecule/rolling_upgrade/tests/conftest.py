@@ -68,12 +68,16 @@ with Client(sys.argv[1], timeout=30) as client:
 """
 
 
-def run_as_client(source):
-    """Run a client script on the scheduler host with the cluster's Dask; its last line, as JSON."""
+def scheduler_address():
+    """The scheduler's address as a client on its host reaches it (tls:// unless opted out)."""
     host = get_host(SCHEDULER)
     scheme = "tls" if host.file("/etc/dask/20-tls.yaml").exists else "tcp"
-    address = f"{scheme}://" + host.check_output("hostname -I").split()[0] + ":8786"
-    out = host.check_output(f"{DASK_PYTHON} - {address} <<'EOF'\n{source}\nEOF")
+    return f"{scheme}://" + host.check_output("hostname -I").split()[0] + ":8786"
+
+
+def run_as_client(source):
+    """Run a client script on the scheduler host with the cluster's Dask; its last line, as JSON."""
+    out = get_host(SCHEDULER).check_output(f"{DASK_PYTHON} - {scheduler_address()} <<'EOF'\n{source}\nEOF")
     return json.loads(out.splitlines()[-1])
 
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from conftest import (DASK_PYTHON, HOSTS, SCHEDULER, WORKERS, dask_versions, health, running_environment, running_worker_facts,
-                      worker_statuses)
+                      scheduler_address, worker_statuses)
 from helpers import (PROJECT, change_group_vars, current_environment, flat, get_host, group_vars_file, main_pids,
                      run_playbook, run_playbook_interrupted)
 
@@ -209,9 +209,7 @@ def test_a_batch_the_other_workers_have_no_room_for_is_refused_before_retiring()
     scheduler = get_host(SCHEDULER)
     pids = main_pids(WORKERS, "dask-worker.service")
     scheduler.check_output("rm -f /root/holder.ready /root/holder.stop")
-    address = ("tls" if scheduler.file("/etc/dask/20-tls.yaml").exists else "tcp") + "://" + \
-        scheduler.check_output("hostname -I").split()[0] + ":8786"
-    scheduler.check_output(f"nohup {DASK_PYTHON} - {address} >/root/holder.out 2>&1 <<'EOF' &\n"
+    scheduler.check_output(f"nohup {DASK_PYTHON} - {scheduler_address()} >/root/holder.out 2>&1 <<'EOF' &\n"
                            f"{HOLDER.replace('HOLD_MB', '500')}\nEOF")
     try:
         deadline = time.time() + 300
