@@ -10,6 +10,10 @@ The modules use the scheduler's comm-level handlers (``identity``, ``versions``,
 ``broadcast``, ``retire_workers``...) through ``distributed.core.rpc``: unlike a
 ``distributed.Client`` this registers nothing on the scheduler and needs no HTTP
 route to be enabled (the HTTP API routes are off by default and unauthenticated).
+
+Only ``scheduler_module`` needs Ansible: the rest also runs on the workers, where
+dask_worker's termination watch retires its worker with ``_dask_retire`` (the same code
+as the ``retire_workers`` module) from a Python that has Dask and no Ansible.
 """
 
 from __future__ import annotations
@@ -18,8 +22,6 @@ import asyncio
 import os
 import ssl
 import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from distributed.comm.core import CommClosedError
@@ -54,6 +56,8 @@ SCHEDULER_CONNECTION_SPEC = dict(
 def scheduler_module(argument_spec, seconds_options):
     """Build the AnsibleModule of a module that talks to a scheduler: the connection
     options added, ``distributed`` required, the options in ``seconds_options`` positive."""
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # pylint: disable=import-outside-toplevel
+
     module = AnsibleModule(
         argument_spec=dict(SCHEDULER_CONNECTION_SPEC, **argument_spec),
         required_by=dict(tls_key=["tls_cert"]),

@@ -11,6 +11,7 @@ Private to the collection. Reading goes through _dask_comm.call_scheduler; judgi
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import Counter
 
@@ -69,6 +70,42 @@ async def read_cluster(remote, timeout, packages=(), read_tasks=False):
     except asyncio.TimeoutError:
         worker_versions = None
     return identity, scheduler_versions, worker_versions, task_counts
+
+
+async def read_certificates(addresses, conn_args, timeout):
+    """``{address: notAfter}`` (seconds since the epoch) of the TLS certificate each server at
+    ``addresses`` presents in a handshake: what the running process loaded, which may be older
+    than the file on its disk (a restart pending). ``None`` for a server that could not be
+    reached in ``timeout`` or presented nothing readable."""
+    from distributed.comm import connect  # pylint: disable=import-outside-toplevel
+
+    async def one(address):
+        try:
+            comm = await connect(address, timeout=timeout, **conn_args)
+        except (OSError, asyncio.TimeoutError, ssl.SSLError):
+            return address, None
+        try:
+            not_after = (comm.extra_info.get("peercert") or {}).get("notAfter")
+            return address, ssl.cert_time_to_seconds(not_after) if not_after else None
+        finally:
+            await comm.close()
+
+    return dict(await asyncio.gather(*(one(a) for a in addresses)))
+
+
+def certificate_entries(scheduler, workers, not_after, now):
+    """The module's ``certificates``: one entry per server (scheduler first, then the workers by
+    name), with its certificate's end and the days left (``None`` when it was not read)."""
+    servers = [("scheduler", scheduler.get("address"))] + [(w["name"], w["address"]) for w in workers]
+    entries = []
+    for name, address in servers:
+        end = not_after.get(address)
+        entries.append({
+            "name": name, "address": address,
+            "not_after": None if end is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)),
+            "days_left": None if end is None else round((end - now) / 86400.0, 1),
+        })
+    return entries
 
 
 def _packages(versions):
@@ -132,12 +169,14 @@ def _names(items):
 
 def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_statuses=("running",),
              expected_versions=None, require_consistent_versions=True, consistent_packages=(),
-             require_drained=False):
+             require_drained=False, certificate_min_days=None, certificates=()):
     """Judge a snapshot. Returns ``(facts, problems)``: facts are the module's return values
     (all but scheduler/workers/waited/msg), problems are sentences, empty when healthy.
 
     ``consistent_packages`` are compared like Dask's own (with require_consistent_versions);
-    ``require_drained`` wants a scheduler that holds no task (``scheduler["task_counts"]``)."""
+    ``require_drained`` wants a scheduler that holds no task (``scheduler["task_counts"]``);
+    ``certificate_min_days`` wants every certificate of ``certificates`` (certificate_entries)
+    valid for at least that many more days."""
     expected_versions = dict((k, str(v)) for k, v in (expected_versions or {}).items())
     healthy_statuses = list(healthy_statuses)
     problems = []
@@ -201,6 +240,18 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
             % (sum(held.values()), ", ".join("%s: %d" % item for item in held.items()))
         )
 
+    if certificate_min_days is not None:
+        unread = [c["name"] for c in certificates if c["days_left"] is None]
+        short = [c for c in certificates if c["days_left"] is not None and c["days_left"] < certificate_min_days]
+        if unread:
+            problems.append("Could not read the TLS certificate presented by %s." % _names(unread))
+        if short:
+            problems.append(
+                "TLS certificates the running processes present expire within %s days: %s. Renew them "
+                "(site.yml issues certificates due within dask_common_tls_renew_days) and apply the restarts "
+                "pending (rolling_upgrade.yml)." % (certificate_min_days, _names(
+                    ["%s on %s (%s days left)" % (c["name"], c["not_after"], c["days_left"]) for c in short])))
+
     facts = {
         "worker_count": len(workers),
         "status_counts": status_counts,
@@ -208,6 +259,7 @@ def evaluate(scheduler, workers, min_workers=0, expected_workers=(), healthy_sta
         "unexpected_workers": unexpected,
         "unhealthy_workers": [w["name"] for w in unhealthy],
         "version_mismatches": mismatches,
+        "certificates": list(certificates),
     }
     return facts, problems
 
@@ -226,6 +278,7 @@ def unreadable_result(address, problem, waited=0.0):
         "unexpected_workers": [],
         "unhealthy_workers": [],
         "version_mismatches": [],
+        "certificates": [],
     }
 
 
@@ -262,7 +315,12 @@ async def check_cluster(address, conn_args, timeout, criteria, wait=False, wait_
             permanent = exc.permanent
         else:
             scheduler, workers = snapshot(raw)
-            facts, problems = evaluate(scheduler, workers, **criteria)
+            certificates = []
+            if criteria.get("certificate_min_days") is not None and conn_args:
+                not_after = await read_certificates(
+                    [scheduler["address"]] + [w["address"] for w in workers], conn_args, attempt_timeout)
+                certificates = certificate_entries(scheduler, workers, not_after, time.time())
+            facts, problems = evaluate(scheduler, workers, certificates=certificates, **criteria)
             result = dict(facts, healthy=not problems, scheduler=scheduler, workers=workers, problems=problems)
         if result["healthy"] or permanent or time.monotonic() + poll_interval >= deadline:
             break

@@ -121,6 +121,15 @@ options:
       - With O(wait=true), waits for it (a drained window before restarting the scheduler).
     type: bool
     default: false
+  certificate_min_days:
+    description:
+      - On a C(tls://) address, read the TLS certificate that the scheduler and every registered
+        worker present in a handshake (what the running processes loaded, which may be older than the
+        files on their disks), return them in RV(certificates), and require each to stay valid for at
+        least this many more days.
+      - V(0) reports them and fails only on one that has expired or could not be read. Unset, they
+        are not read.
+    type: float
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - dataplatform.dask.scheduler_connection
@@ -188,6 +197,14 @@ EXAMPLES = r"""
     require_consistent_versions: false
     wait: true
     wait_timeout: 600
+
+- name: Report the days left of every certificate the cluster presents, and fail below 7
+  dataplatform.dask.cluster_health:
+    scheduler_address: tls://10.0.0.5:8786
+    tls_ca_file: /etc/dask/tls/ca.pem
+    tls_cert: /etc/dask/tls/host.pem
+    tls_key: /etc/dask/tls/host.key
+    certificate_min_days: 7
 
 - name: Show which workers run which dask
   ansible.builtin.debug:
@@ -326,6 +343,30 @@ version_mismatches:
         consistency required by O(require_consistent_versions).
       type: str
       sample: scheduler
+certificates:
+  description:
+    - The TLS certificates the scheduler (first) and the workers present, with O(certificate_min_days)
+      on a C(tls://) address; empty otherwise.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: V(scheduler), or the worker's name.
+      type: str
+      sample: worker1
+    address:
+      description: The comm address the certificate was read from.
+      type: str
+      sample: tls://10.0.0.6:40331
+    not_after:
+      description: When the certificate expires (UTC); V(null) when it could not be read.
+      type: str
+      sample: "2027-12-07T16:04:25Z"
+    days_left:
+      description: Days until then; V(null) when it could not be read.
+      type: float
+      sample: 364.9
 waited:
   description: Seconds spent checking, waits included.
   returned: always
@@ -365,6 +406,7 @@ def main():
             require_consistent_versions=dict(type="bool", default=True),
             consistent_packages=dict(type="list", elements="str", default=[]),
             require_drained=dict(type="bool", default=False),
+            certificate_min_days=dict(type="float"),
         ),
         seconds_options=("timeout", "wait_timeout", "poll_interval"),
     )
@@ -384,6 +426,7 @@ def main():
         require_consistent_versions=params["require_consistent_versions"],
         consistent_packages=params["consistent_packages"],
         require_drained=params["require_drained"],
+        certificate_min_days=params["certificate_min_days"],
     )
     result = asyncio.run(check_cluster(
         address,

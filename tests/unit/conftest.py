@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inprocess import DaskLoop, import_collection  # noqa: E402
+from inprocess import DaskLoop, Data, import_collection  # noqa: E402
 
 import_collection()
 
@@ -109,6 +109,19 @@ def make_cluster(dask_loop, tmp_path):
     yield make
     for cluster in clusters:
         cluster.close()
+
+
+@pytest.fixture
+def make_data():
+    made = []
+
+    def make(cluster):
+        made.append(Data(cluster))
+        return made[-1]
+
+    yield make
+    for data in made:
+        data.close()
 
 
 # ---------------------------------------------------------------------------------------

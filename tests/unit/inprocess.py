@@ -15,6 +15,7 @@ import asyncio
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,3 +56,97 @@ class DaskLoop:
     def close(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def wait_until(predicate, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.05)
+
+
+def slow_result(seconds):
+    time.sleep(seconds)
+    return b"computed while retiring" * 1000
+
+
+class Data:
+    """A client of the test cluster that scatters blobs to one worker and reads them back."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.run = cluster.dask_loop.run
+
+        from distributed import Client
+
+        async def connect():
+            return await Client(cluster.address, asynchronous=True, security=cluster.security)
+
+        self.client = self.run(connect())
+        self.futures = []
+        self.blobs = []
+
+    def scatter(self, address, count=20, size=50000):
+        """Put ``count`` random blobs on the worker at ``address`` only, plus one result computed there."""
+        blobs = [os.urandom(size) for dummy in range(count)]
+
+        async def scatter():
+            # The client belongs to the background loop: use it there only.
+            futures = await self.client.scatter(blobs, workers=[address])
+            computed = self.client.submit(bytes.upper, futures[0], workers=[address], allow_other_workers=False)
+            await computed
+            return futures + [computed]
+
+        self.futures += self.run(scatter())
+        self.blobs += blobs + [blobs[0].upper()]
+
+    def start_slow(self, worker, seconds):
+        """Start on ``worker`` a task that returns its result after ``seconds``; return when it runs."""
+        async def submit():
+            return self.client.submit(
+                slow_result, seconds, pure=False, workers=[worker.address], allow_other_workers=False
+            )
+
+        future = self.run(submit())
+        self.futures.append(future)
+        self.blobs.append(slow_result(0))
+
+        def running():
+            async def read():
+                ts = worker.state.tasks.get(future.key)
+                return ts is not None and ts.state == "executing"
+
+            return self.run(read())
+
+        wait_until(running, what="the slow task to start")
+        return future
+
+    def wait(self, future):
+        async def wait():
+            await future
+
+        self.run(wait())
+
+    def holders(self):
+        """{key: set of worker names} as the scheduler has it."""
+        async def read():
+            return dict(
+                (f.key, set(str(ws.name) for ws in self.cluster.scheduler.tasks[f.key].who_has or ()))
+                for f in self.futures
+            )
+
+        return self.run(read())
+
+    def intact(self):
+        """Every key still gathers, byte-identical."""
+        async def gather():
+            return await self.client.gather(self.futures)
+
+        return self.run(gather()) == self.blobs
+
+    def close(self):
+        async def close():
+            await self.client.close()
+
+        self.run(close())

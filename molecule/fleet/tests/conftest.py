@@ -1,9 +1,12 @@
 """Fixtures of the fleet scenario: the fleet as the aws_ec2 inventory and the local
 EC2/Auto Scaling API see it, and the containers that stand in for its instances."""
 
+import json
 import os
 import re
 import sys
+import time
+import urllib.request
 
 import boto3
 import pytest
@@ -13,6 +16,8 @@ from client_session import Session  # noqa: E402
 from helpers import group_hosts, inventory_listing  # noqa: E402
 
 WORKERS_GROUP = "dask-cluster-workers"
+# ec2_hosts.py plays AWS's metadata service and lifecycle hooks here (the network's gateway).
+AWS_STAND_IN = "http://10.20.0.1:8169"
 
 
 def inventory():
@@ -35,6 +40,28 @@ def worker_group():
 def instance_state(instance_id):
     [reservation] = boto3.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     return reservation["Instances"][0]["State"]["Name"]
+
+
+def as_aws(action, instance_id):
+    """Act as AWS on an instance through ec2_hosts.py: "terminate" (a scale-in the group
+    starts) or "spot" (a spot interruption notice). Returns its answer."""
+    request = urllib.request.Request(f"{AWS_STAND_IN}/fleet/{action}/{instance_id}", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.read().decode()
+
+
+def completed_lifecycle_actions():
+    with urllib.request.urlopen(f"{AWS_STAND_IN}/fleet/lifecycle", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture

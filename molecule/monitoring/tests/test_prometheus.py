@@ -82,3 +82,18 @@ def test_monitoring_services_are_hardened_and_listen_on_the_private_address_only
     port = 9090 if unit == "prometheus.service" else 9100
     listening = machine.check_output(f"ss -Hltn 'sport = :{port}'").split()
     assert f"{ip_of(host)}:{port}" in listening and f"0.0.0.0:{port}" not in listening and f"*:{port}" not in listening
+
+
+def test_prometheus_knows_when_each_hosts_certificate_and_the_ca_expire(prometheus):
+    # dask_common writes dask_tls.prom into node exporter's textfile directory.
+    def read():
+        found = {(m["host"], m["certificate"]): v
+                 for m, v in prometheus.query("dask_tls_certificate_not_after_seconds - time()")}
+        return found if len(found) == 2 * len([SCHEDULER, *WORKERS]) else None
+
+    seconds_left = wait_until(read, 90, what="the certificates' expiry of every Dask host in Prometheus")
+    assert {host for host, _certificate in seconds_left} == {SCHEDULER, *WORKERS}
+    for (host, certificate), left in seconds_left.items():
+        # What the role issues: host certificates for a year, the CA for ten.
+        days = left / 86400
+        assert (360 < days <= 365) if certificate == "host" else (3640 < days <= 3650), (host, certificate, days)

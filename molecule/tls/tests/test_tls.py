@@ -1,5 +1,6 @@
 """Mutual TLS: who gets in, who does not, and certificate renewal without data loss."""
 
+import datetime
 import os
 import re
 import shutil
@@ -101,37 +102,54 @@ def test_the_dashboard_serves_https_only(scheduler_ip):
     assert plain.rc != 0
 
 
-def test_a_host_certificate_from_another_ca_is_replaced_by_the_next_deploy(tmp_path):
-    # A re-run keeps a certificate that fits without signing it again; one that names
-    # another CA (same key, same names) is replaced on disk, and the running worker, which
-    # keeps the certificate it loaded, gets a restart pending (applied by the test below).
-    worker = get_host(WORKERS[0])
-    current = x509.load_pem_x509_certificate(worker.file("/etc/dask/tls/host.pem").content)
-    other_ca, other_ca_key, _paths = issue(tmp_path, "other-ca")
-    foreign = (
+def reissued(host_name, issuer, issuer_key, not_before, not_after):
+    """Replace a host's certificate on disk with one for the same key and names, signed by
+    ``issuer``, valid from ``not_before`` to ``not_after``; return the one it had."""
+    host = get_host(host_name)
+    current = x509.load_pem_x509_certificate(host.file("/etc/dask/tls/host.pem").content)
+    other = (
         x509.CertificateBuilder()
         .subject_name(current.subject)
-        .issuer_name(other_ca.subject)
+        .issuer_name(issuer.subject)
         .public_key(current.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(current.not_valid_before_utc)
-        .not_valid_after(current.not_valid_after_utc)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
-        .sign(other_ca_key, hashes.SHA256())
+        .sign(issuer_key, hashes.SHA256())
     )
-    pem = foreign.public_bytes(serialization.Encoding.PEM).decode()
-    worker.run_expect([0], f"cat > /etc/dask/tls/host.pem <<'EOF'\n{pem}EOF")
+    pem = other.public_bytes(serialization.Encoding.PEM).decode()
+    host.run_expect([0], f"cat > /etc/dask/tls/host.pem <<'EOF'\n{pem}EOF")
+    return current
+
+
+def test_host_certificates_that_do_not_fit_are_replaced_by_the_next_deploy(tmp_path):
+    # A re-run keeps a certificate that fits without signing it again (idempotence). One that
+    # names another CA (same key, same names), one that has expired and one that is not valid
+    # yet are replaced on disk; the running services, which keep the certificate they loaded,
+    # get a restart pending (applied drained by the tests below).
+    ca_cert, ca_key = cluster_ca()
+    other_ca, other_ca_key, _paths = issue(tmp_path, "other-ca")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    current = {
+        WORKERS[0]: reissued(WORKERS[0], other_ca, other_ca_key, now - day, now + 300 * day),
+        WORKERS[1]: reissued(WORKERS[1], ca_cert, ca_key, now - 400 * day, now - day),
+        SCHEDULER: reissued(SCHEDULER, ca_cert, ca_key, now + day, now + 300 * day),
+    }
     before = main_pids(WORKERS, "dask-worker.service")
 
     run = run_playbook("site.yml")
     assert run.rc == 0, run.output[-3000:]
-    assert run.changed[WORKERS[0]] > 0 and run.changed[WORKERS[1]] == 0, run.changed
-    replaced = x509.load_pem_x509_certificate(worker.file("/etc/dask/tls/host.pem").content)
-    ca_cert, _ca_key = cluster_ca()
-    replaced.verify_directly_issued_by(ca_cert)
-    assert replaced.public_key() == current.public_key()
+    assert all(run.changed[name] > 0 for name in current), run.changed
+    for name, old in current.items():
+        replaced = x509.load_pem_x509_certificate(get_host(name).file("/etc/dask/tls/host.pem").content)
+        replaced.verify_directly_issued_by(ca_cert)
+        assert replaced.public_key() == old.public_key()
+        assert replaced.not_valid_before_utc < now < replaced.not_valid_after_utc - 300 * day
+        assert f"{name}: /etc/dask/tls/host.pem" in flat(run.output), run.output[-3000:]
     assert main_pids(WORKERS, "dask-worker.service") == before
-    assert f"{WORKERS[0]}: /etc/dask/tls/host.pem" in flat(run.output), run.output[-3000:]
+    assert main_pids([SCHEDULER], "dask-scheduler.service") == SCHEDULER_PID
 
 
 def serials():
@@ -144,10 +162,11 @@ def serials():
     }
 
 
-def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgrade(session):
+def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgrade(session, address, tmp_path):
     # Longer-lived certificates than the current ones' remaining days: all of them are due.
     due = ("-e", "dask_common_tls_renew_days=400", "-e", "dask_common_tls_cert_days=500")
     before, pids = serials(), main_pids(WORKERS, "dask-worker.service")
+    bundle_before = open(os.path.join(BUNDLE, "client.pem")).read()
     client = session()
     # A scheduler setting changes with them: a scheduler-side change, staged too. A new
     # client bundle is made in the same run, with --diff and -v: its key is in no log.
@@ -157,6 +176,14 @@ def test_due_certificates_are_issued_by_site_yml_and_applied_by_the_rolling_upgr
     with open(os.path.join(CA_DIR, "clients", "auditor", "dask-tls.yaml")) as bundle:
         assert "PRIVATE KEY" in bundle.read()  # what the log is searched for
     assert "PRIVATE KEY" not in run.output
+    # The existing client's certificate was due as well: its bundle holds a new one.
+    with open(os.path.join(BUNDLE, "client.pem")) as renewed:
+        assert renewed.read() != bundle_before
+    config = tmp_path / ".config" / "dask"
+    config.mkdir(parents=True)
+    shutil.copy(os.path.join(BUNDLE, "dask-tls.yaml"), config)
+    rc, out = connect(address, home=str(tmp_path))
+    assert rc == 0 and EXPECTED in out, out
     assert all(run.changed[name] > 0 for name in [SCHEDULER, *WORKERS]), run.changed
     staged = serials()
     assert all(staged[name] != before[name] for name in staged), (before, staged)
@@ -193,7 +220,18 @@ def test_the_scheduler_change_waits_for_a_drained_window_then_is_applied(session
     run = run_playbook("rolling_upgrade.yml", *args)
     assert run.rc == 0, run.output[-4000:]
     assert main_pids([SCHEDULER], "dask-scheduler.service") != SCHEDULER_PID
-    run = run_playbook("health.yml")
+    # The certificates' days left: those the processes present (the renewed ones, 500 days), the
+    # CA's (ten years, warned about here with a threshold above that) and the client bundles'.
+    run = run_playbook("health.yml", "-e", "dask_common_tls_ca_warn_days=4000")
     assert run.rc == 0 and "No restart pending." in run.output, run.output[-3000:]
+    report = flat(run.output)
+    assert re.search(r"TLS certificates, days left: scheduler 49\d\.\d, CA 36\d\d\.\d, client bundles "
+                     r"auditor 49\d\.\d, client 49\d\.\d", report), run.output[-3000:]
+    for worker in WORKERS:
+        assert re.search(rf"{worker} +running .* 49\d\.\d tls://", report), run.output[-3000:]
+    assert "WARNING: the cluster CA" in report and "expires in 36" in report, run.output[-3000:]
+    run = run_playbook("health.yml", "-e", "dask_health_certificate_min_days=600")
+    assert run.rc != 0
+    assert "TLS certificates the running processes present expire within 600.0 days" in flat(run.output)
     worker_ttl = get_host(SCHEDULER).check_output("grep worker-ttl /etc/dask/50-scheduler.yaml")
     assert "300s" in worker_ttl

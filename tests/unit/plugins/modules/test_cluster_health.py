@@ -320,6 +320,21 @@ class TestTLS:
         )
         assert not failed, result["msg"]
         assert result["workers"][0]["address"].startswith("tls://")
+        assert result["certificates"] == []  # not read unless asked for
+
+    def test_days_left_of_the_certificates_the_servers_present(self, tls_cluster, tls_files, capsys):
+        # The test certificates are valid for one day (conftest).
+        files = dict(tls_ca_file=tls_files["ca"], tls_cert=tls_files["node_cert"], tls_key=tls_files["node_key"])
+        failed, result = run_module(capsys, scheduler_address=tls_cluster.address, certificate_min_days=0, **files)
+        assert not failed, result["msg"]
+        assert [(c["name"], c["address"]) for c in result["certificates"]] == [
+            ("scheduler", tls_cluster.address), ("w1", result["workers"][0]["address"])]
+        assert all(0.9 < c["days_left"] <= 1.0 and c["not_after"].endswith("Z") for c in result["certificates"])
+
+        failed, result = run_module(capsys, scheduler_address=tls_cluster.address, certificate_min_days=2, **files)
+        assert failed and not result["healthy"]
+        assert "TLS certificates the running processes present expire within 2.0 days: scheduler on" in result["msg"]
+        assert "w1 on " in result["msg"] and "rolling_upgrade.yml" in result["msg"]
 
     def test_tls_address_without_certificates(self, tls_cluster, capsys):
         failed, result = run_module(capsys, scheduler_address=tls_cluster.address)
