@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 from conftest import SCHEDULER, run_site
-from helpers import PROJECT, flat, get_host
+from helpers import PROJECT, flat, get_host, run_playbook
 
 # Each case runs only the plays of the hosts it concerns, to keep the suite short.
 WORKERS_ONLY = ["--limit", "dask_workers"]
@@ -121,6 +121,11 @@ def test_a_run_while_another_operation_holds_the_lock_is_refused(refusals):
             "2026-12-01T10:00:00+00:00. Nothing was changed.") in flat(run.output), run.output[-3000:]
     assert run.changed and set(run.changed.values()) == {0}, run.output[-3000:]
     assert json.loads(get_host(SCHEDULER).file(HELD_LOCK).content_string) == HOLDER
+    # health.yml names the holder (and takes no lock: it only reads).
+    run = run_playbook("health.yml", "-e", f"dask_common_lock_file={HELD_LOCK}")
+    assert run.rc == 0, run.output[-3000:]
+    assert ("Maintenance lock: held by rolling_upgrade, run by operator on other-controller (process 4242) since "
+            "2026-12-01T10:00:00+00:00.") in flat(run.output), run.output[-3000:]
 
 
 def test_a_lock_that_lacks_a_package_is_refused(refusals):

@@ -159,5 +159,7 @@ def test_health_playbook_reports_every_worker():
     assert run.rc == 0, run.output[-3000:]
     assert set(run.changed.values()) == {0}
     for worker in WORKERS:
-        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+tls://", run.output), run.output[-3000:]
+        # The last figure: days left of the certificate the worker presents (issued for 365).
+        assert re.search(rf"{worker}\s+running\s+2\s+2.0 GiB\s+2026.8.0\s+36\d\.\d\s+tls://", run.output), run.output[-3000:]
     assert f"Healthy: {len(WORKERS)} worker(s) registered and running." in run.output
+    assert "Maintenance lock: free." in run.output

@@ -69,6 +69,9 @@ def test_the_datapoints_match_the_clusters_state_under_a_known_load(load, cloudw
     assert 50 * 2**20 < low <= high < WORKER_MEMORY
     low_pct, high_pct = statistics(cloudwatch, "MemoryUtilization", since)
     assert 100 * low / WORKER_MEMORY - 1 < low_pct <= high_pct < 100 * high / WORKER_MEMORY + 1
+    # The scheduler host's certificate (a year) expires before the CA (ten years).
+    low, high = statistics(cloudwatch, "CertificateDaysLeft", since)
+    assert 360 < low <= high <= 365
 
 
 def test_the_timer_publishes_on_its_own(cloudwatch):

@@ -18,6 +18,9 @@ computes, in this one place:
 - Workers (Count): workers running or paused (not retiring, not closing).
 - MemoryUsed (Bytes): the process memory of those workers.
 - MemoryUtilization (Percent): MemoryUsed / their memory limits.
+- CertificateDaysLeft (None): days until the sooner of the scheduler host's certificate and
+  the cluster CA expire, from the dask_tls.prom that dask_common writes for node exporter
+  (``certificate_file``); left out when there is none (TLS off).
 
 and puts them into the CloudWatch namespace with the dimension ClusterName. It runs with
 the system's Python and Debian's python3-boto3 (credentials from the instance role);
@@ -32,9 +35,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -124,12 +129,20 @@ def cluster_figures(identity, task_counts):
     }
 
 
+def certificate_days_left(prom_text, now):
+    """Days until the soonest ``dask_tls_certificate_not_after_seconds`` of a textfile, or None."""
+    ends = [value for (name, dummy), value in parse_prometheus(prom_text).items()
+            if name == "dask_tls_certificate_not_after_seconds"]
+    return round((min(ends) - now) / 86400.0, 1) if ends else None
+
+
 UNITS = {
     "ClusterUtilization": "Percent",
     "QueuedTasks": "Count",
     "Workers": "Count",
     "MemoryUsed": "Bytes",
     "MemoryUtilization": "Percent",
+    "CertificateDaysLeft": "None",
 }
 
 
@@ -137,6 +150,8 @@ def metric_data(figures, cluster_name, timestamp=None):
     """The MetricData of one PutMetricData call (BusyThreads/Threads are for the log only)."""
     data = []
     for name, unit in UNITS.items():
+        if name not in figures:
+            continue
         datum = {
             "MetricName": name,
             "Dimensions": [{"Name": "ClusterName", "Value": cluster_name}],
@@ -202,7 +217,7 @@ def publish(figures, config, client=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", required=True, help="JSON file: dashboard_url, ca_file, namespace, "
-                        "cluster_name, region, endpoint_url")
+                        "cluster_name, region, endpoint_url, certificate_file")
     parser.add_argument("--dry-run", action="store_true", help="print the figures, publish nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -211,6 +226,11 @@ def main(argv=None):
             config = json.load(f)
         identity, task_counts = read_scheduler(config["dashboard_url"], config.get("ca_file"))
         figures = cluster_figures(identity, task_counts)
+        if config.get("certificate_file") and os.path.isfile(config["certificate_file"]):
+            with open(config["certificate_file"]) as f:
+                days = certificate_days_left(f.read(), time.time())
+            if days is not None:
+                figures["CertificateDaysLeft"] = days
         if args.dry_run:
             print(json.dumps(figures, sort_keys=True))
             return 0

@@ -75,6 +75,16 @@ def test_metric_data_has_the_cluster_dimension_and_units():
     assert all(d["Dimensions"] == [{"Name": "ClusterName", "Value": "prod"}] for d in data)
 
 
+def test_certificate_days_left_is_the_soonest_expiry_of_the_textfile():
+    text = ('# TYPE dask_tls_certificate_not_after_seconds gauge\n'
+            'dask_tls_certificate_not_after_seconds{certificate="ca"} 1000864000\n'
+            'dask_tls_certificate_not_after_seconds{certificate="host"} 1000172800\n')
+    assert publisher.certificate_days_left(text, 1000000000) == 2.0
+    assert publisher.certificate_days_left("# nothing\n", 1000000000) is None
+    data = publisher.metric_data({"CertificateDaysLeft": 2.0}, "prod")
+    assert [(d["MetricName"], d["Value"], d["Unit"]) for d in data] == [("CertificateDaysLeft", 2.0, "None")]
+
+
 def sleepy(i, seconds):
     time.sleep(seconds)
     return i
@@ -123,6 +133,14 @@ def test_main_prints_the_figures_of_a_real_scheduler(make_cluster, tmp_path, cap
     assert publisher.main(["--config", str(config), "--dry-run"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert (figures["Workers"], figures["Threads"], figures["ClusterUtilization"]) == (1, 1, 0.0)
+    assert "CertificateDaysLeft" not in figures  # no certificate_file
+
+    textfile = tmp_path / "dask_tls.prom"
+    textfile.write_text('dask_tls_certificate_not_after_seconds{certificate="host"} %d\n' % (time.time() + 86400 * 10))
+    config.write_text(json.dumps({"dashboard_url": dashboard_url(cluster), "namespace": "Dask/Cluster",
+                                  "cluster_name": "test", "region": "us-west-2", "certificate_file": str(textfile)}))
+    assert publisher.main(["--config", str(config), "--dry-run"]) == 0
+    assert 9.9 < json.loads(capsys.readouterr().out)["CertificateDaysLeft"] <= 10.0
 
 
 def test_an_unreachable_scheduler_is_logged_not_raised(tmp_path, caplog):
@@ -139,6 +157,7 @@ def test_the_figures_arrive_in_cloudwatch(monkeypatch):
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     figures = publisher.cluster_figures(identity(worker(executing=2, ready=3), worker(executing=1)), {"queued": 2.0})
+    figures["CertificateDaysLeft"] = 364.5
     config = {"namespace": "Dask/Cluster", "cluster_name": "prod", "region": "us-west-2"}
     with moto.mock_aws():
         client = boto3.client("cloudwatch", region_name="us-west-2")
