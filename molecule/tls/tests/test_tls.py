@@ -225,11 +225,15 @@ def test_the_scheduler_change_waits_for_a_drained_window_then_is_applied(session
     run = run_playbook("health.yml", "-e", "dask_common_tls_ca_warn_days=4000")
     assert run.rc == 0 and "No restart pending." in run.output, run.output[-3000:]
     report = flat(run.output)
-    assert re.search(r"TLS certificates, days left: scheduler 49\d\.\d, CA 36\d\d\.\d, client bundles "
-                     r"auditor 49\d\.\d, client 49\d\.\d", report), run.output[-3000:]
+    days = re.search(r"TLS certificates, days left: scheduler ([\d.]+), CA ([\d.]+), client bundles client ([\d.]+)",
+                     report)
+    assert days, run.output[-3000:]
+    scheduler_days, ca_days, client_days = map(float, days.groups())
+    assert 499 < scheduler_days <= 500 and 499 < client_days <= 500 and 3640 < ca_days <= 3650, days.group(0)
     for worker in WORKERS:
-        assert re.search(rf"{worker} +running .* 49\d\.\d tls://", report), run.output[-3000:]
-    assert "WARNING: the cluster CA" in report and "expires in 36" in report, run.output[-3000:]
+        found = re.search(rf"{worker} +running .* ([\d.]+) tls://", report)
+        assert found and 499 < float(found.group(1)) <= 500, run.output[-3000:]
+    assert re.search(rf"WARNING: the cluster CA \(\S+/ca\.pem\) expires in {ca_days} days", report), run.output[-3000:]
     run = run_playbook("health.yml", "-e", "dask_health_certificate_min_days=600")
     assert run.rc != 0
     assert "TLS certificates the running processes present expire within 600.0 days" in flat(run.output)
