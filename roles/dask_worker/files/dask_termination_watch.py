@@ -92,6 +92,12 @@ def announcement(metadata):
     return None
 
 
+def aws_region(metadata):
+    """The region for the Auto Scaling API: the services' environment (AWS_REGION,
+    AWS_DEFAULT_REGION), else the instance's own (``placement/region``)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or metadata.get("placement/region")
+
+
 def complete_lifecycle_actions(autoscaling, instance_id):
     """Tell the instance's Auto Scaling group that it may terminate it: CONTINUE on every
     termination hook of the group. Returns the hook names."""
@@ -169,12 +175,13 @@ def parse(argv):
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = parse(argv)
+    metadata = Metadata()
 
     def autoscaling_client():
         import boto3  # pylint: disable=import-outside-toplevel
-        return boto3.client("autoscaling")
+        return boto3.client("autoscaling", region_name=aws_region(metadata))
 
-    watch(options, Metadata(), autoscaling_client)
+    watch(options, metadata, autoscaling_client)
     # Retired: the worker takes no task until the instance goes. Nothing is left to watch.
     log.info("Done: worker %s is retired and stays so until the instance ends.", options.name)
     while True:

@@ -118,6 +118,16 @@ def test_an_expired_token_is_replaced(metadata):
     assert reader.get("instance-id") == "i-0123456789abcdef0"
 
 
+def test_the_region_comes_from_the_environment_else_from_the_instance(metadata, monkeypatch):
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    metadata.pages["placement/region"] = "eu-central-1"
+    reader = watch.Metadata(metadata.endpoint)
+    assert watch.aws_region(reader) == "eu-central-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert watch.aws_region(reader) == "us-west-2"
+
+
 def run_watch(cluster, metadata, autoscaling, name):
     options = watch.parse(["--scheduler", cluster.address, "--name", name, "--retire-timeout", "30",
                            "--interval", "0.1"])
