@@ -170,11 +170,14 @@ def test_a_spot_interruption_notice_retires_the_worker(session):
     host.check_output("systemctl start dask-termination-watch")
     wait_until(lambda: worker_statuses(inventory())[leaving] == "closing_gracefully", 120, f"{leaving} retired")
     assert "spot interruption" in host.check_output("journalctl -u dask-termination-watch --no-pager")
-    # Two minutes later EC2 takes the instance (and the group lets it go).
-    boto3.client("autoscaling").terminate_instance_in_auto_scaling_group(
-        InstanceId=leaving, ShouldDecrementDesiredCapacity=True)
+    # Then EC2 takes the instance, which the group goes through as a termination (its hook
+    # included): the watch, its worker retired already, lets it go.
+    assert as_aws("terminate", leaving) == "Terminating:Wait"
+    wait_until(lambda: instance_state(leaving) in ("shutting-down", "terminated"), 180,
+               f"{leaving} terminated after its lifecycle action")
     wait_until(lambda: leaving not in registered_workers(inventory()), 120, f"{leaving} gone from the scheduler")
     report = client.finish()
 
     nothing_lost(report)
-    assert completed_lifecycle_actions()[1:] == []  # a spot interruption has no lifecycle action
+    assert [a["InstanceId"] for a in completed_lifecycle_actions()][1:] == [leaving]
+    assert worker_group()["DesiredCapacity"] == 1

@@ -16,12 +16,13 @@ instance on its own in two ways that no playbook sees coming:
 Either way this watch has the scheduler retire the worker (its results move to other
 workers, its running tasks finish) with the collection's own retirement code, the one
 the retire_workers module runs (module_utils/_dask_retire.py, installed beside this
-file), and then, for the lifecycle hook, completes the lifecycle action so that the
-group goes on. The worker is left retired (closing_gracefully: it takes no new task)
-until the instance goes. The metadata is read with IMDSv2 (a session token).
+file). When the group terminates the instance (a spot interruption of a group's
+instance goes on as one), it completes the lifecycle action so that the group goes on.
+The worker is left retired (closing_gracefully: it takes no new task) until the instance
+goes. The metadata is read with IMDSv2 (a session token).
 
     /opt/dask/venvs/current/bin/python dask_termination_watch.py --scheduler tls://10.0.1.5:8786 \\
-        --name ip-10-0-1-7 [--tls-ca-file ... --tls-cert ... --tls-key ...] [--once]
+        --name ip-10-0-1-7 [--tls-ca-file ... --tls-cert ... --tls-key ...]
 
 The metadata endpoint is AWS's (169.254.169.254) unless AWS_EC2_METADATA_SERVICE_ENDPOINT
 says otherwise, as for boto3, which completes the lifecycle action with the instance
@@ -125,38 +126,38 @@ def retire(options):
 
 
 def watch(options, metadata, autoscaling_client):
-    """Poll until an announcement, retire, complete the lifecycle action; return the reason.
+    """Poll until an announcement and retire the worker; once the group terminates the
+    instance, complete the lifecycle action and return.
 
+    A spot interruption of a group's instance goes on as the group's termination (its
+    lifecycle hook included), so after a spot notice the watch keeps reading until then.
     A retirement that fails (the scheduler unreachable, the last worker) is tried again
     until the deadline the announcement leaves (the hook's timeout, the spot notice's two
     minutes are enforced by AWS, not here): giving up early would only lose the results
     sooner."""
+    retired = False
     while True:
         reason = announcement(metadata)
-        if reason:
+        if reason and not retired:
+            log.warning("AWS announced the end of this instance (%s): retiring worker %s through %s",
+                        "Auto Scaling termination" if reason == "lifecycle" else "spot interruption",
+                        options.name, options.scheduler)
+            ok, message = retire(options)
+            log.log(logging.INFO if ok else logging.ERROR, "%s", message)
+            retired = ok
+        if retired and reason == "lifecycle":
             break
         time.sleep(options.interval)
-    log.warning("AWS announced the end of this instance (%s): retiring worker %s through %s",
-                "Auto Scaling termination" if reason == "lifecycle" else "spot interruption",
-                options.name, options.scheduler)
-    while True:
-        ok, message = retire(options)
-        log.log(logging.INFO if ok else logging.ERROR, "%s", message)
-        if ok:
-            break
-        time.sleep(options.interval)
-    if reason == "lifecycle":
-        instance_id = metadata.get("instance-id")
-        try:
-            group, hooks = complete_lifecycle_actions(autoscaling_client(), instance_id)
-        except Exception as exc:  # pylint: disable=broad-except
-            # E.g. completed already (this watch restarted with its worker): the hook's
-            # timeout ends the wait anyway, and the worker holds nothing any more.
-            log.error("Could not complete the lifecycle action of %s: %s", instance_id, exc)
-        else:
-            log.warning("Completed the lifecycle action of %s in %s (hooks: %s): the group may terminate it",
-                        instance_id, group, ", ".join(hooks) or "none")
-    return reason
+    instance_id = metadata.get("instance-id")
+    try:
+        group, hooks = complete_lifecycle_actions(autoscaling_client(), instance_id)
+    except Exception as exc:  # pylint: disable=broad-except
+        # E.g. completed already (this watch restarted with its worker): the hook's
+        # timeout ends the wait anyway, and the worker holds nothing any more.
+        log.error("Could not complete the lifecycle action of %s: %s", instance_id, exc)
+    else:
+        log.warning("Completed the lifecycle action of %s in %s (hooks: %s): the group may terminate it",
+                    instance_id, group, ", ".join(hooks) or "none")
 
 
 def parse(argv):
@@ -182,7 +183,7 @@ def main(argv=None):
         return boto3.client("autoscaling", region_name=aws_region(metadata))
 
     watch(options, metadata, autoscaling_client)
-    # Retired: the worker takes no task until the instance goes. Nothing is left to watch.
+    # The worker is retired (no task until the instance goes) and the group may go on.
     log.info("Done: worker %s is retired and stays so until the instance ends.", options.name)
     while True:
         time.sleep(3600)

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from inprocess import wait_until
 
 pytest.importorskip("distributed", reason="the watch retires a real Dask worker: install dask[distributed]")
 
@@ -131,7 +132,7 @@ def test_the_region_comes_from_the_environment_else_from_the_instance(metadata, 
 def run_watch(cluster, metadata, autoscaling, name):
     options = watch.parse(["--scheduler", cluster.address, "--name", name, "--retire-timeout", "30",
                            "--interval", "0.1"])
-    return watch.watch(options, watch.Metadata(metadata.endpoint), lambda: autoscaling)
+    watch.watch(options, watch.Metadata(metadata.endpoint), lambda: autoscaling)
 
 
 def test_the_worker_is_retired_before_the_lifecycle_action_is_completed(make_cluster, make_data, metadata):
@@ -143,7 +144,7 @@ def test_the_worker_is_retired_before_the_lifecycle_action_is_completed(make_clu
     autoscaling = AutoScaling(cluster, data, "leaving")
     metadata.pages["autoscaling/target-lifecycle-state"] = "Terminated"
 
-    assert run_watch(cluster, metadata, autoscaling, "leaving") == "lifecycle"
+    run_watch(cluster, metadata, autoscaling, "leaving")
 
     [action] = autoscaling.completed
     assert action == {
@@ -156,19 +157,26 @@ def test_the_worker_is_retired_before_the_lifecycle_action_is_completed(make_clu
     assert cluster.status_of("staying") == "running"
 
 
-def test_a_spot_notice_retires_the_worker_and_completes_no_action(make_cluster, make_data, metadata):
+def test_a_spot_notice_retires_the_worker_then_the_groups_termination_is_let_go(make_cluster, make_data, metadata):
     cluster = make_cluster()
     leaving, staying = cluster.add_worker("leaving"), cluster.add_worker("staying")
     data = make_data(cluster)
     data.scatter(leaving.address)
     autoscaling = AutoScaling(cluster, data, "leaving")
     metadata.pages["spot/instance-action"] = json.dumps({"action": "terminate", "time": "2026-12-07T16:00:00Z"})
+    watching = threading.Thread(target=run_watch, args=(cluster, metadata, autoscaling, "leaving"), daemon=True)
+    watching.start()
 
-    assert run_watch(cluster, metadata, autoscaling, "leaving") == "spot"
-
-    assert autoscaling.completed == []
-    assert cluster.status_of("leaving") == "closing_gracefully"
-    assert all(where == {"staying"} for where in data.holders().values())
+    # The notice alone: the worker is retired, and nothing is completed yet.
+    wait_until(lambda: cluster.status_of("leaving") == "closing_gracefully", 30, "the worker retired")
+    wait_until(lambda: all(where == {"staying"} for where in data.holders().values()), 30, "its results moved")
+    assert autoscaling.completed == [] and watching.is_alive()
+    # Then the group terminates the instance (its lifecycle hook holds it): let go.
+    metadata.pages["autoscaling/target-lifecycle-state"] = "Terminated"
+    watching.join(30)
+    assert not watching.is_alive()
+    [action] = autoscaling.completed
+    assert (action["status"], action["still_held_here"]) == ("closing_gracefully", [])
     assert data.intact()
 
 
@@ -183,7 +191,7 @@ def test_the_watch_waits_while_the_worker_has_nowhere_to_go(make_cluster, make_d
     metadata.pages["autoscaling/target-lifecycle-state"] = "Terminated"
     cluster.add_worker_later("replacement", 3)
 
-    assert run_watch(cluster, metadata, autoscaling, "leaving") == "lifecycle"
+    run_watch(cluster, metadata, autoscaling, "leaving")
 
     [action] = autoscaling.completed
     assert (action["status"], action["still_held_here"]) == ("closing_gracefully", [])
