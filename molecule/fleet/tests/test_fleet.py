@@ -37,6 +37,15 @@ def registered_workers(listing):
     return sorted(worker_statuses(listing))
 
 
+def terminated_by_the_group(instance):
+    """A termination the group starts: held by its lifecycle hook until the instance's watch
+    completes the action, then the instance goes, and its worker with it."""
+    assert as_aws("terminate", instance) == "Terminating:Wait"
+    wait_until(lambda: instance_state(instance) in ("shutting-down", "terminated"), 180,
+               f"{instance} terminated after its lifecycle action")
+    wait_until(lambda: instance not in registered_workers(inventory()), 120, f"{instance} gone from the scheduler")
+
+
 def nothing_lost(report):
     assert report["lost"] == {}, report["lost"]
     assert report["failed"] == 0 and report["completed"] > 0, report
@@ -140,10 +149,7 @@ def test_a_scale_in_the_group_starts_waits_until_the_worker_is_retired(session):
     client = session(len(workers))  # holds results on every worker
     # The group's termination hook (provision.yml) holds the instance in Terminating:Wait; its
     # watch sees target-lifecycle-state Terminated, retires the worker and completes the action.
-    assert as_aws("terminate", leaving) == "Terminating:Wait"
-    wait_until(lambda: instance_state(leaving) in ("shutting-down", "terminated"), 180,
-               f"{leaving} terminated after its lifecycle action")
-    wait_until(lambda: leaving not in registered_workers(inventory()), 120, f"{leaving} gone from the scheduler")
+    terminated_by_the_group(leaving)
     report = client.finish()
 
     nothing_lost(report)
@@ -172,10 +178,7 @@ def test_a_spot_interruption_notice_retires_the_worker(session):
     assert "spot interruption" in host.check_output("journalctl -u dask-termination-watch --no-pager")
     # Then EC2 takes the instance, which the group goes through as a termination (its hook
     # included): the watch, its worker retired already, lets it go.
-    assert as_aws("terminate", leaving) == "Terminating:Wait"
-    wait_until(lambda: instance_state(leaving) in ("shutting-down", "terminated"), 180,
-               f"{leaving} terminated after its lifecycle action")
-    wait_until(lambda: leaving not in registered_workers(inventory()), 120, f"{leaving} gone from the scheduler")
+    terminated_by_the_group(leaving)
     report = client.finish()
 
     nothing_lost(report)
