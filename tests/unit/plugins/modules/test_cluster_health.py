@@ -153,7 +153,9 @@ def test_unhealthy_status(make_cluster, capsys):
 
     async def pause():
         # What the worker's memory monitor does above the pause threshold; the worker
-        # tells the scheduler about it.
+        # tells the scheduler about it. The real monitor is told not to pause, or its next
+        # tick (every 100 ms) sees the low memory and resumes the worker.
+        w2.memory_manager.memory_pause_fraction = False
         w2.status = Status.paused
 
     cluster.dask_loop.run(pause())
