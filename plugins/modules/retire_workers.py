@@ -155,7 +155,8 @@ EXAMPLES = r"""
     tls_ca_file: /etc/dask/tls/ca.pem
     tls_cert: /etc/dask/tls/host.pem
     tls_key: /etc/dask/tls/host.key
-    names: "{{ groups['dask_workers_to_remove'] }}"
+    # Worker names are the inventory hostnames unless dask_worker_name says otherwise.
+    names: "{{ dask_scale_in_hosts }}"
     missing_ok: true
     timeout: 600
   delegate_to: "{{ groups['dask_schedulers'][0] }}"

@@ -143,8 +143,9 @@ def _write_pem(path, key=None, cert=None):
     return str(path)
 
 
-def _make_certificate(common_name, issuer_key=None, issuer_cert=None):
-    """A CA (no issuer) or a leaf certificate for 127.0.0.1 signed by the issuer."""
+def _make_certificate(common_name, issuer_key=None, issuer_cert=None, days=1):
+    """A CA (no issuer) or a leaf certificate for 127.0.0.1 signed by the issuer, valid
+    for ``days`` days."""
     import datetime
     import ipaddress
 
@@ -163,7 +164,7 @@ def _make_certificate(common_name, issuer_key=None, issuer_cert=None):
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
     )
     if issuer_cert is None:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).add_extension(
@@ -201,7 +202,19 @@ def tls_files(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tls_security(tls_files):
+def month_tls_files(tmp_path_factory):
+    """Paths: ca, node_cert, node_key, as tls_files but valid for 30 days."""
+    directory = tmp_path_factory.mktemp("tls-month")
+    ca_key, ca_cert = _make_certificate("dask-test-ca", days=30)
+    node_key, node_cert = _make_certificate("dask-node", ca_key, ca_cert, days=30)
+    return {
+        "ca": _write_pem(directory / "ca.pem", cert=ca_cert),
+        "node_cert": _write_pem(directory / "node.crt", cert=node_cert),
+        "node_key": _write_pem(directory / "node.key", key=node_key),
+    }
+
+
+def _security(tls_files):
     """The Security of a require-encryption cluster whose nodes share one certificate."""
     from distributed.security import Security
 
@@ -213,3 +226,13 @@ def tls_security(tls_files):
         tls_client_cert=cert, tls_client_key=key,
         require_encryption=True,
     )
+
+
+@pytest.fixture(scope="session")
+def tls_security(tls_files):
+    return _security(tls_files)
+
+
+@pytest.fixture(scope="session")
+def month_tls_security(month_tls_files):
+    return _security(month_tls_files)
