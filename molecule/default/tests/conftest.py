@@ -3,14 +3,12 @@ same names as the inventory) and a way to run Python with the cluster's own Dask
 
 import base64
 import json
-import os
 import sys
 import textwrap
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from helpers import get_host, run_playbook  # noqa: E402
+from helpers import get_host, run_playbook
 
 DASK_PYTHON = "/opt/dask/venvs/current/bin/python"
 SCHEDULER = "dask-scheduler"

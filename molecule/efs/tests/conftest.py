@@ -1,13 +1,10 @@
 """Fixtures of the EFS scenario: the NFS server standing in for EFS, the Dask hosts
 that define the mount."""
 
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from helpers import get_host  # noqa: E402
+from helpers import get_host
 
 SERVER = "efs-server"
 DASK_HOSTS = ["efs-dask-scheduler", "efs-dask-worker"]

@@ -4,16 +4,14 @@ EC2/Auto Scaling API see it, and the containers that stand in for its instances.
 import json
 import os
 import re
-import sys
 import time
 import urllib.request
 
 import boto3
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from client_session import Session  # noqa: E402
-from helpers import group_hosts, inventory_listing  # noqa: E402
+from client_session import Session
+from helpers import group_hosts, inventory_listing
 
 WORKERS_GROUP = "dask-cluster-workers"
 # ec2_hosts.py plays AWS's metadata service and lifecycle hooks here (the network's gateway).

@@ -1,13 +1,10 @@
 """Fixtures for the freeipa scenario: the FreeIPA stand-in, the Dask hosts, the
 directory's people and PAM logins."""
 
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from helpers import get_host  # noqa: E402
+from helpers import get_host
 
 SERVER = "dask-ipa-server"
 DASK_HOSTS = ["dask-ipa-1", "dask-ipa-2"]

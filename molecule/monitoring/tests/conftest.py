@@ -4,15 +4,13 @@ cluster as the collection's cluster_health module reads it, all from the control
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from helpers import get_host  # noqa: E402
+from helpers import get_host
 
 SCHEDULER = "dask-mon-scheduler"
 WORKERS = ["dask-mon-worker-1", "dask-mon-worker-2"]

@@ -2,15 +2,13 @@
 names as the inventory), the long-lived client session, and readings of what runs."""
 
 import json
-import os
 import re
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from client_session import DASK_PYTHON, Sessions  # noqa: E402
-from helpers import get_host, run_playbook  # noqa: E402
+from client_session import DASK_PYTHON, Sessions
+from helpers import get_host, run_playbook
 
 SCHEDULER = "dask-upgrade-scheduler"
 WORKERS = ["dask-upgrade-worker-1", "dask-upgrade-worker-2", "dask-upgrade-worker-3"]

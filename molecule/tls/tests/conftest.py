@@ -13,9 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-from client_session import Sessions  # noqa: E402
-from helpers import get_host  # noqa: E402
+from client_session import Sessions
+from helpers import get_host
 
 SCHEDULER = "dask-tls-scheduler"
 WORKERS = ["dask-tls-worker-1", "dask-tls-worker-2"]
