@@ -26,12 +26,29 @@ start_host() {
     return
   fi
   docker rm -f "$name" >/dev/null 2>&1 || true
-  # systemd without --privileged (see ../shared/ENVIRONMENT.md); the Molecule
-  # base config (.config/molecule/config.yml) uses the same settings.
+  local systemd_args
+  mapfile -t systemd_args < <(systemd_run_args)
   docker run -d --name "$name" --hostname "$name" --network "$NETWORK" \
-    --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
-    --label dataplatform.dask.demo=true "$@" "$DASK_BASE_IMAGE" >/dev/null
+    "${systemd_args[@]}" --label dataplatform.dask.demo=true "$@" "$DASK_BASE_IMAGE" >/dev/null
+}
+
+# systemd without --privileged (see ../shared/ENVIRONMENT.md): the settings of the Molecule
+# base's host (.config/molecule/config.yml) as docker run arguments, one per line.
+systemd_run_args() {
+  "$DASK_VENV/bin/python" - "$REPO/.config/molecule/config.yml" <<'PY'
+import sys
+
+import yaml
+
+host = yaml.safe_load(open(sys.argv[1]))["platforms"][0]
+print("\n".join(
+    ["--cap-add=" + cap for cap in host["capabilities"]]
+    + ["--security-opt=" + opt for opt in host["security_opts"]]
+    + ["--cgroupns=" + host["cgroupns_mode"]]
+    + ["--volume=" + volume for volume in host["volumes"]]
+    + ["--tmpfs=" + path for path in host["tmpfs"]]
+))
+PY
 }
 
 install_collection() {
