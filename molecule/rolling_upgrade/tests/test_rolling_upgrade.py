@@ -192,13 +192,14 @@ with Client(sys.argv[1], timeout=30) as client:
 
 
 def test_a_batch_size_that_leaves_no_worker_running_is_refused_before_anything():
+    # The sizes 0, 3 and "two" are read by the batch_workers filter's unit tests; this run
+    # shows that the playbook refuses what the filter reads as every worker.
     pids = main_pids(WORKERS, "dask-worker.service")
-    for size, workers in (("0", 0), ("3", 3), ("100%", 3), ("two", 0)):
-        run = run_playbook("rolling_upgrade.yml", "-e", f"dask_upgrade_batch_size={size}")
-        assert run.rc != 0
-        assert (f"dask_upgrade_batch_size is {size}, {workers} of the 3 workers at once. Give a number from 1 to 2 "
-                "or a percentage below 100%") in flat(run.output), run.output[-2000:]
-        assert "PLAY [Deploy the Dask scheduler and workers]" not in run.output
+    run = run_playbook("rolling_upgrade.yml", "-e", "dask_upgrade_batch_size=100%")
+    assert run.rc != 0
+    assert ("dask_upgrade_batch_size is 100%, 3 of the 3 workers at once. Give a number from 1 to 2 "
+            "or a percentage below 100%") in flat(run.output), run.output[-2000:]
+    assert "PLAY [Deploy the Dask scheduler and workers]" not in run.output
     assert main_pids(WORKERS, "dask-worker.service") == pids
 
 
