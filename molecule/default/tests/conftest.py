@@ -3,7 +3,6 @@ same names as the inventory) and a way to run Python with the cluster's own Dask
 
 import base64
 import json
-import sys
 import textwrap
 
 import pytest

@@ -3,7 +3,6 @@ names as the inventory), the long-lived client session, and readings of what run
 
 import json
 import re
-import sys
 
 import pytest
 
