@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import testinfra
@@ -61,6 +62,11 @@ def run_playbook_interrupted(name, task, host, *args):
         env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1", "PYTHONUNBUFFERED": "1"},
     )
     lines, in_task, interrupted = [], False, False
+    # ansible-core 2.19 passes the SIGINT on to its workers; one killed while it holds the
+    # results queue's lock leaves ansible-playbook waiting for that lock forever (seen here:
+    # StrategyBase.cleanup blocked in SimpleQueue.put, a defunct worker). A person presses
+    # Ctrl-C again, and so does this after a while; the second one ends it.
+    again = threading.Timer(30, lambda: process.poll() is None and process.send_signal(signal.SIGINT))
     for line in process.stdout:
         lines.append(line)
         if line.startswith("TASK ["):
@@ -68,7 +74,9 @@ def run_playbook_interrupted(name, task, host, *args):
         elif in_task and not interrupted and re.match(rf"^(ok|changed): \[{re.escape(host)}\]", line):
             process.send_signal(signal.SIGINT)
             interrupted = True
+            again.start()
     rc = process.wait()
+    again.cancel()
     output = "".join(lines)
     assert interrupted, f"{name} ended before {task} ran on {host}:\n{output[-3000:]}"
     return PlaybookRun(rc, output, {}, time.monotonic() - start)
