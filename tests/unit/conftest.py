@@ -183,35 +183,35 @@ def _make_certificate(common_name, issuer_key=None, issuer_cert=None, days=1):
     return key, builder.sign(issuer_key, hashes.SHA256())
 
 
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory):
-    """Paths: ca, node_cert, node_key (cluster CA), other_ca, other_cert, other_key (foreign CA)."""
-    directory = tmp_path_factory.mktemp("tls")
-    ca_key, ca_cert = _make_certificate("dask-test-ca")
-    node_key, node_cert = _make_certificate("dask-node", ca_key, ca_cert)
-    other_ca_key, other_ca_cert = _make_certificate("other-ca")
-    other_key, other_cert = _make_certificate("intruder", other_ca_key, other_ca_cert)
+def _cluster_files(directory, days):
+    """A cluster CA and one node certificate valid for ``days`` days: paths ca, node_cert, node_key."""
+    ca_key, ca_cert = _make_certificate("dask-test-ca", days=days)
+    node_key, node_cert = _make_certificate("dask-node", ca_key, ca_cert, days=days)
     return {
         "ca": _write_pem(directory / "ca.pem", cert=ca_cert),
         "node_cert": _write_pem(directory / "node.crt", cert=node_cert),
         "node_key": _write_pem(directory / "node.key", key=node_key),
-        "other_ca": _write_pem(directory / "other-ca.pem", cert=other_ca_cert),
-        "other_cert": _write_pem(directory / "other.crt", cert=other_cert),
-        "other_key": _write_pem(directory / "other.key", key=other_key),
     }
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """Paths: ca, node_cert, node_key (cluster CA, one day), other_ca, other_cert, other_key (foreign CA)."""
+    directory = tmp_path_factory.mktemp("tls")
+    other_ca_key, other_ca_cert = _make_certificate("other-ca")
+    other_key, other_cert = _make_certificate("intruder", other_ca_key, other_ca_cert)
+    return dict(
+        _cluster_files(directory, days=1),
+        other_ca=_write_pem(directory / "other-ca.pem", cert=other_ca_cert),
+        other_cert=_write_pem(directory / "other.crt", cert=other_cert),
+        other_key=_write_pem(directory / "other.key", key=other_key),
+    )
 
 
 @pytest.fixture(scope="session")
 def month_tls_files(tmp_path_factory):
     """Paths: ca, node_cert, node_key, as tls_files but valid for 30 days."""
-    directory = tmp_path_factory.mktemp("tls-month")
-    ca_key, ca_cert = _make_certificate("dask-test-ca", days=30)
-    node_key, node_cert = _make_certificate("dask-node", ca_key, ca_cert, days=30)
-    return {
-        "ca": _write_pem(directory / "ca.pem", cert=ca_cert),
-        "node_cert": _write_pem(directory / "node.crt", cert=node_cert),
-        "node_key": _write_pem(directory / "node.key", key=node_key),
-    }
+    return _cluster_files(tmp_path_factory.mktemp("tls-month"), days=30)
 
 
 def _security(tls_files):
