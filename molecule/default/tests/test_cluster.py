@@ -1,11 +1,12 @@
 """The deployed cluster behaves as configured: services, hardening, tuning,
 addresses, a real computation, and a --check run that changes nothing."""
 
+import json
 import os
 import re
 
 import pytest
-from conftest import SCHEDULER, WORKERS, private_address, run_python, run_site, workers_script
+from conftest import DASK_PYTHON, SCHEDULER, WORKERS, private_address, run_python, run_site, workers_script
 from helpers import PROJECT, get_host, run_playbook
 
 MIB = 2**20
@@ -146,6 +147,23 @@ def test_dashboard_answers_on_the_private_address(scheduler):
     address = private_address(scheduler)
     health = scheduler.check_output(f"{URLOPEN} http://{address}:8787/health")
     assert health == "ok"
+
+
+def test_each_host_records_what_it_offers_and_the_workers_join_that_address(scheduler, scheduler_address, workers):
+    """The scheduler's address is derived once, by its role, and recorded on its host (the
+    local fact every other role and playbook reads); the workers' units use it."""
+    recorded = json.loads(scheduler.file("/etc/ansible/facts.d/dask_scheduler.fact").content_string)
+    address = private_address(scheduler)
+    assert recorded["address"] == scheduler_address
+    assert recorded["dashboard_url"] == f"http://{address}:8787"
+    assert recorded["connection"] == {"scheduler_address": scheduler_address, "tls_ca_file": "/etc/dask/tls/ca.pem",
+                                      "tls_cert": "/etc/dask/tls/host.pem", "tls_key": "/etc/dask/tls/host.key"}
+    assert recorded["python"] == DASK_PYTHON
+    for name, worker in zip(WORKERS, workers):
+        unit = worker.file("/etc/systemd/system/dask-worker.service").content_string
+        assert f"dask worker {scheduler_address} " in unit, unit
+        own = json.loads(worker.file("/etc/ansible/facts.d/dask_worker.fact").content_string)
+        assert own == {"name": name, "dashboard_url": f"http://{private_address(worker)}:8788"}
 
 
 def test_check_mode_on_the_converged_cluster_changes_nothing():
