@@ -32,23 +32,9 @@ start_host() {
     "${systemd_args[@]}" --label dataplatform.dask.demo=true "$@" "$DASK_BASE_IMAGE" >/dev/null
 }
 
-# systemd without --privileged (see ../shared/ENVIRONMENT.md): the settings of the Molecule
-# base's host (.config/molecule/config.yml) as docker run arguments, one per line.
+# systemd without --privileged (see ../shared/ENVIRONMENT.md), as every Molecule host.
 systemd_run_args() {
-  "$DASK_VENV/bin/python" - "$REPO/.config/molecule/config.yml" <<'PY'
-import sys
-
-import yaml
-
-host = yaml.safe_load(open(sys.argv[1]))["platforms"][0]
-print("\n".join(
-    ["--cap-add=" + cap for cap in host["capabilities"]]
-    + ["--security-opt=" + opt for opt in host["security_opts"]]
-    + ["--cgroupns=" + host["cgroupns_mode"]]
-    + ["--volume=" + volume for volume in host["volumes"]]
-    + ["--tmpfs=" + path for path in host["tmpfs"]]
-))
-PY
+  "$DASK_VENV/bin/python" "$REPO/scripts/systemd_host.py"
 }
 
 install_collection() {

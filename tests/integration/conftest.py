@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import urllib.request
 
 import boto3
@@ -16,11 +15,9 @@ import pytest
 PROJECT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 INVENTORY = os.path.join(PROJECT, "inventories", "production", "production.aws_ec2.yml")
 ENDPOINT = os.environ.get("DASK_MOTO_ENDPOINT", "http://127.0.0.1:5055")
-sys.path.insert(0, os.path.join(PROJECT, "scripts"))
-# The Molecule helpers (inventory listings, flat) serve these tests too.
-sys.path.insert(0, os.path.join(PROJECT, "molecule", "shared"))
-import moto_platform  # noqa: E402
-from helpers import inventory_listing  # noqa: E402
+# scripts/ and molecule/shared (inventory listings, flat) are on the path (tests/pytest.ini).
+import moto_platform
+from helpers import inventory_listing
 
 Run = collections.namedtuple("Run", "rc output changed")
 

@@ -5,13 +5,9 @@ how the collection becomes importable)."""
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inprocess import DaskLoop, Data, import_collection  # noqa: E402
+from inprocess import DaskLoop, Data, import_collection
 
 import_collection()
 

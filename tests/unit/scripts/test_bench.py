@@ -1,16 +1,10 @@
 # -*- coding: utf-8 -*-
-"""The arithmetic and the reading of playbook results of scripts/bench.py."""
+"""The arithmetic and the reading of playbook results of the benchmark (scripts/bench_report.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import bench_report as bench
 import pytest
-
-SPEC = importlib.util.spec_from_file_location("bench", Path(__file__).resolve().parents[3] / "scripts" / "bench.py")
-bench = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(bench)
 
 
 def task(name, start, end, **hosts):
