@@ -119,16 +119,16 @@ def docker(*args, check=True):
                           universal_newlines=True).stdout.strip()
 
 
-def platform_options():
+def platform_options(image):
     """docker run options, image and command of a systemd host as the Molecule scenarios create it."""
-    return systemd_host.docker_run_options() + [os.environ["DASK_BASE_IMAGE"]] + systemd_host.command()
+    return systemd_host.docker_run_options() + [image] + systemd_host.command()
 
 
-def start_hosts(names):
+def start_hosts(names, image):
     """Fresh systemd containers, booted (not timed)."""
     for name in names:
         docker("run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--label", LABEL + "=true",
-               *platform_options())
+               *platform_options(image))
     for name in names:
         state = docker("exec", name, "systemctl", "is-system-running", "--wait", check=False)
         if state not in ("running", "degraded"):
@@ -302,7 +302,7 @@ class Round:
 
     def measure(self):
         say("N=%d rep %d: starting %d containers" % (self.n, self.rep, self.n + 3))
-        start_hosts([SCHEDULER, FLOOR_HOST] + self.workers)
+        start_hosts([SCHEDULER, FLOOR_HOST] + self.workers, self.env["DASK_BASE_IMAGE"])
         old, new = self.env["DASK_UPGRADE_FROM_VERSION"], role_defaults()["dask_common_version"]
         self.write_inventory(self.workers[:-1], old)
         with open(self.workdir / "floor.yml", "w", encoding="utf-8") as f:
