@@ -5,8 +5,9 @@ terminate instances there, and the aws_ec2 inventory reads them back. This proce
 gives every running instance of the project a machine: a systemd container named
 after the instance id, on a Docker network with the VPC's address range, at the
 instance's private IP. When an instance is terminated (or disappears in a reset),
-its container is removed. The containers are made from the same base platform as
-every other scenario (.config/molecule/config.yml).
+its container is removed. The containers are systemd hosts like those of every other
+scenario (molecule/shared/systemd_host.yml, through scripts/systemd_host.py), from the
+harness's image (DASK_BASE_IMAGE, scripts/env.sh).
 
 It also plays the parts of AWS that moto lacks, on port 8169 of the network's gateway
 (the first address of CIDR), where the containers reach it:
@@ -45,26 +46,15 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
-import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+import systemd_host  # noqa: E402  (the settings of every systemd container of the suite)
 
 LABEL = "dataplatform.dask.fleet"
-BASE_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", ".config", "molecule", "config.yml")
 
 
 def docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.split()
-
-
-def run_options(platform):
-    """docker run options for a Molecule docker platform definition."""
-    options = []
-    options += [f"--cap-add={c}" for c in platform.get("capabilities", [])]
-    options += [f"--security-opt={o}" for o in platform.get("security_opts", [])]
-    options += [f"--volume={v}" for v in platform.get("volumes", [])]
-    options += [f"--tmpfs={t}" for t in platform.get("tmpfs", [])]
-    if "cgroupns_mode" in platform:
-        options.append(f"--cgroupns={platform['cgroupns_mode']}")
-    return options, platform["image"], platform["command"].split()
 
 
 def fleet_instances(ec2, project):
@@ -205,8 +195,7 @@ def serve(aws, address):
 
 
 def main(project, network, cidr):
-    with open(BASE_CONFIG) as f:
-        options, image, command = run_options(yaml.safe_load(f)["platforms"][0])
+    options, image, command = systemd_host.docker_run_options(), os.environ["DASK_BASE_IMAGE"], systemd_host.command()
     if not docker("network", "ls", "-q", "--filter", f"name=^{network}$"):
         docker("network", "create", "--subnet", cidr, "--label", f"{LABEL}={project}", network)
     ec2 = boto3.client("ec2")
